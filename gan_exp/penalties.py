@@ -1,0 +1,145 @@
+"""Lipschitz penalties and constraints on the critic: the `penalty` config group.
+
+A penalty is called once per critic step with `(critic, x_real, x_fake)` and returns a term
+added to the critic's loss; `after_d_step` is where hard constraints (weight clipping) act.
+They know nothing about the loss, so `loss=gan penalty=dragan` (the DRAGAN paper) and
+`loss=wgan penalty=gp` (WGAN-GP) are both just compositions.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from gan_exp.errors import ConfigError
+from gan_exp.models.base import Critic
+
+
+def input_grad_norm(critic: Critic, x: Tensor) -> Tensor:
+    """Per-sample L2 norm of dD/dx over all non-batch dims, differentiable for the D update.
+
+    The batch sum of scores has, for each sample, exactly that sample's gradient (as long as
+    the critic has no batch-coupled layers, which the trainer checks).
+    """
+    x = x.detach().requires_grad_(True)
+    score = critic(x).score
+    (grad,) = torch.autograd.grad(outputs=score.sum(), inputs=x, create_graph=True)
+    return grad.reshape(grad.shape[0], -1).norm(2, dim=1)
+
+
+class Penalty:
+    """No penalty; the base of the others."""
+
+    # True when the term uses per-sample input gradients (meaningless with BatchNorm critics).
+    per_sample_gradients: ClassVar[bool] = False
+
+    def __call__(self, critic: Critic, x_real: Tensor, x_fake: Tensor) -> Tensor | None:
+        return None
+
+    def after_d_step(self, critic: Critic) -> None:
+        return None
+
+
+class NoPenalty(Penalty):
+    """`penalty=none`: the loss alone."""
+
+
+class WeightClip(Penalty):
+    """`penalty=clip` (WGAN): clamp every critic parameter to [-c, c] after each D step."""
+
+    def __init__(self, c: float = 0.01) -> None:
+        if c <= 0:
+            raise ConfigError(f"penalty.c={c} must be > 0")
+        self.c = c
+
+    @torch.no_grad()
+    def after_d_step(self, critic: Critic) -> None:
+        for p in critic.parameters():
+            p.clamp_(-self.c, self.c)
+
+
+class GradientPenalty(Penalty):
+    """`penalty=gp` (WGAN-GP): lam * E[(|grad D(xh)| - k)^2] on real/fake interpolates.
+
+    One mixing weight per sample, broadcast over its pixels (not one per pixel, not one per
+    batch).
+    """
+
+    per_sample_gradients = True
+
+    def __init__(self, lam: float = 10.0, k: float = 1.0) -> None:
+        self.lam, self.k = lam, k
+
+    def __call__(self, critic, x_real, x_fake):
+        shape = (x_real.shape[0],) + (1,) * (x_real.dim() - 1)
+        eps = torch.rand(shape, device=x_real.device, dtype=x_real.dtype)
+        x_hat = eps * x_real + (1.0 - eps) * x_fake.detach()
+        return self.lam * (input_grad_norm(critic, x_hat) - self.k).pow(2).mean()
+
+
+def _perturb_authors(x: Tensor, c: float) -> Tensor:
+    """DRAGAN authors' code / StudioGAN: a x + (1 - a)(x + 0.5 std(x) u), a per sample."""
+    a = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device, dtype=x.dtype)
+    noisy = x + 0.5 * x.std() * torch.rand_like(x)
+    return a * x + (1.0 - a) * noisy
+
+
+def _perturb_gaussian(x: Tensor, c: float) -> Tensor:
+    """The paper and seed 000: x + sqrt(c) * N(0, I)."""
+    return x + c**0.5 * torch.randn_like(x)
+
+
+def _perturb_symmetric(x: Tensor, c: float) -> Tensor:
+    """compare_gan: x + std(x) * (u - 0.5)."""
+    return x + x.std() * (torch.rand_like(x) - 0.5)
+
+
+PERTURBATIONS = {
+    "authors": _perturb_authors,
+    "gaussian": _perturb_gaussian,
+    "symmetric": _perturb_symmetric,
+}
+
+
+class DraganPenalty(Penalty):
+    """`penalty=dragan` (Kodali 2017): lam * E[(|grad D(xp)| - k)^2], xp near the real batch only.
+
+    `perturbation` picks the published form; `c` is the noise variance of the `gaussian` form.
+    """
+
+    per_sample_gradients = True
+
+    def __init__(
+        self, lam: float = 10.0, k: float = 1.0, perturbation: str = "authors", c: float = 10.0
+    ) -> None:
+        if perturbation not in PERTURBATIONS:
+            raise ConfigError(
+                f"penalty.perturbation={perturbation!r} is not supported; "
+                f"allowed: {', '.join(PERTURBATIONS)}"
+            )
+        self.lam, self.k, self.c = lam, k, c
+        self.perturb = PERTURBATIONS[perturbation]
+
+    def __call__(self, critic, x_real, x_fake):
+        x_p = self.perturb(x_real.detach(), self.c)
+        return self.lam * (input_grad_norm(critic, x_p) - self.k).pow(2).mean()
+
+
+class RealGradPenalty(Penalty):
+    """`penalty=real_grad`: gamma * E[|grad D(x)|^2] on real data, zero-centred.
+
+    Seed 002's loss-sensitive regulariser; the same form as R1 (whose usual gamma/2 factor is
+    folded into gamma here).
+    """
+
+    per_sample_gradients = True
+
+    def __init__(self, gamma: float = 1.0) -> None:
+        self.gamma = gamma
+
+    def __call__(self, critic, x_real, x_fake):
+        return self.gamma * input_grad_norm(critic, x_real).pow(2).mean()
+
+
