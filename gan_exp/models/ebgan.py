@@ -86,33 +86,36 @@ class MLPAutoencoderCritic(Critic):
 
 
 class ConvGenerator(nn.Module):
-    """Seed 004's generator: linear to (128, H/4, W/4), two upsample + conv blocks, tanh."""
+    """Seed 004's generator: linear to (width, H/4, W/4), two upsample + conv blocks, tanh."""
 
-    def __init__(self, latent_dim: int, channels: int, side: int, bn_eps: float) -> None:
+    def __init__(
+        self, latent_dim: int, channels: int, side: int, width: int, bn_eps: float
+    ) -> None:
         super().__init__()
-        self.init = side // 4
-        self.project = nn.Linear(latent_dim, 128 * self.init**2)
+        self.init, self.width = side // 4, width
+        self.project = nn.Linear(latent_dim, width * self.init**2)
         self.blocks = nn.Sequential(
             nn.Upsample(scale_factor=2),
-            nn.Conv2d(128, 128, 3, 1, 1),
-            nn.BatchNorm2d(128, eps=bn_eps),
+            nn.Conv2d(width, width, 3, 1, 1),
+            nn.BatchNorm2d(width, eps=bn_eps),
             nn.LeakyReLU(0.2, inplace=True),
             nn.Upsample(scale_factor=2),
-            nn.Conv2d(128, 64, 3, 1, 1),
-            nn.BatchNorm2d(64, eps=bn_eps),
+            nn.Conv2d(width, width // 2, 3, 1, 1),
+            nn.BatchNorm2d(width // 2, eps=bn_eps),
             nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(64, channels, 3, 1, 1),
+            nn.Conv2d(width // 2, channels, 3, 1, 1),
             nn.Tanh(),
         )
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.blocks(self.project(z).view(z.shape[0], 128, self.init, self.init))
+        return self.blocks(self.project(z).view(z.shape[0], self.width, self.init, self.init))
 
 
 def build(
     data: DataSpec,
     latent_dim: int = 100,
     embed_dim: int = 32,
+    g_width: int = 128,
     d_width: int = 64,
     d_hidden: int = 256,
     g_bn_eps: float = 1e-5,
@@ -124,7 +127,7 @@ def build(
         critic: Critic = MLPAutoencoderCritic(data.shape[0], d_hidden, embed_dim, d_norm)
     elif len(data.shape) == 3 and data.shape[1] == data.shape[2] and data.shape[1] % 4 == 0:
         channels, side = data.shape[0], data.shape[1]
-        generator = ConvGenerator(latent_dim, channels, side, g_bn_eps)
+        generator = ConvGenerator(latent_dim, channels, side, g_width, g_bn_eps)
         critic = ConvAutoencoderCritic(channels, side, d_width, embed_dim, d_norm)
     else:
         raise ConfigError(

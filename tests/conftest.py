@@ -1,0 +1,51 @@
+"""Shared helpers: compose the real configs (no decorator), read TensorBoard events back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+# Small and quick: a few steps on a small slice of the offline digits.
+FAST = [
+    "train.steps=6",
+    "train.batch_size=16",
+    "log.every=2",
+    "log.sample_every=3",
+    "log.progress=false",
+    "checkpoint.every=3",
+    "dataset.size=256",
+]
+# Shrink the conv models so CPU tests stay in seconds.
+SMALL_EBGAN = ["model.g_width=16", "model.d_width=8"]
+
+
+def compose_cfg(overrides: list[str] | None = None) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=overrides or [])
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def read_events(run_dir: Path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+@pytest.fixture(autouse=True, scope="session")
+def data_dir(tmp_path_factory):
+    """Dataset caches go to a temporary folder, never into the checkout's data/."""
+    path = tmp_path_factory.mktemp("data")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GAN_EXP_DATA", str(path))
+    yield path
+    mp.undo()

@@ -1,0 +1,147 @@
+"""Every config option composes and instantiates; presets and overrides do what the README says."""
+
+import pytest
+from hydra.errors import MissingConfigException
+from omegaconf import OmegaConf
+
+from gan_exp.components import build, build_components, resolve_device
+from gan_exp.errors import ConfigError
+from tests.conftest import SMALL_EBGAN, compose_cfg, group_options
+
+CPU = resolve_device("cpu")
+SMALL = ["dataset.size=64", "train.batch_size=16"]
+
+
+def test_groups_have_the_promised_options():
+    assert set(group_options("loss")) >= {
+        "gan", "wgan", "wgan_gp", "dragan", "loss_sensitive", "ebgan", "least_squares", "hinge"
+    }
+    assert set(group_options("penalty")) >= {"none", "clip", "gp", "dragan", "real_grad"}
+    assert set(group_options("optimizer")) >= {"adam", "rmsprop", "sgd"}
+    assert set(group_options("model")) >= {"mlp", "dcgan", "ebgan"}
+    assert set(group_options("dataset")) >= {"digits", "ring", "grid"}
+
+
+@pytest.mark.parametrize("group", ["loss", "penalty", "optimizer", "model", "dataset"])
+def test_every_option_composes_and_instantiates(group):
+    for option in group_options(group):
+        overrides = [f"{group}={option}", *SMALL]
+        cfg = compose_cfg(overrides)
+        if cfg.model.name == "dcgan" and cfg.dataset.name in ("ring", "grid"):
+            overrides.append("model=mlp")
+        if cfg.model.name == "ebgan":
+            overrides += SMALL_EBGAN
+        if cfg.model.name == "ebgan" and cfg.penalty.name in ("gp", "dragan", "real_grad"):
+            overrides.append("model.d_norm=layer")
+        if cfg.loss.name == "ebgan" and cfg.model.name != "ebgan":
+            overrides.append("model=ebgan")
+        parts = build_components(compose_cfg(overrides), CPU)
+        assert parts.opt_g.param_groups[0]["lr"] > 0
+
+
+@pytest.mark.parametrize(
+    "loss,penalty,optimizer,n_critic,lr,betas",
+    [
+        ("gan", "none", "adam", 1, 2e-4, [0.5, 0.999]),
+        ("wgan", "clip", "rmsprop", 5, 5e-5, None),
+        ("wgan_gp", "gp", "adam_wgan_gp", 5, 1e-4, [0.0, 0.9]),
+        ("dragan", "dragan", "adam_dragan", 1, 1e-4, [0.5, 0.9]),
+        ("loss_sensitive", "real_grad", "adam_loss_sensitive", 1, 1e-4, [0.5, 0.999]),
+        ("ebgan", "none", "adam", 1, 2e-4, [0.5, 0.999]),
+        ("least_squares", "none", "adam", 1, 2e-4, [0.5, 0.999]),
+        ("hinge", "none", "adam", 1, 2e-4, [0.5, 0.999]),
+    ],
+)
+def test_loss_presets_carry_paper_defaults(loss, penalty, optimizer, n_critic, lr, betas):
+    cfg = compose_cfg([f"loss={loss}"])
+    assert cfg.loss.name == loss
+    assert cfg.penalty.name == penalty
+    assert cfg.optimizer.name == optimizer
+    assert cfg.train.n_critic == n_critic
+    assert cfg.optimizer.lr_g == cfg.optimizer.lr_d == pytest.approx(lr)
+    if betas is not None:
+        assert list(cfg.optimizer.betas) == betas
+    if loss == "ebgan":
+        assert cfg.model.name == "ebgan"
+        assert cfg.loss.lam_pt == 0.1 and cfg.loss.batch_size == cfg.train.batch_size
+    if loss == "wgan":
+        assert cfg.penalty.c == 0.01
+    if loss in ("wgan_gp", "dragan"):
+        assert cfg.penalty.lam == 10 and cfg.penalty.k == 1
+    if loss == "dragan":
+        assert cfg.penalty.perturbation == "authors"
+
+
+def test_command_line_beats_a_loss_preset():
+    cfg = compose_cfg(["loss=wgan", "penalty=gp", "optimizer=adam", "train.n_critic=2"])
+    assert (cfg.penalty.name, cfg.optimizer.name, cfg.train.n_critic) == ("gp", "adam", 2)
+    cfg = compose_cfg(["loss=gan", "penalty=dragan", "penalty.perturbation=gaussian"])
+    assert cfg.loss.name == "gan" and cfg.penalty.perturbation == "gaussian"
+    cfg = compose_cfg(["loss=wgan_gp", "optimizer=rmsprop"])
+    assert cfg.optimizer.name == "rmsprop" and "betas" not in cfg.optimizer
+    cfg = compose_cfg(["penalty=clip", "loss=hinge"])  # order on the command line is irrelevant
+    assert cfg.penalty.name == "clip"
+
+
+def test_paper_dragan_experiment_is_gan_loss_with_dragan_penalty():
+    cfg = compose_cfg(["experiment=dragan_paper"])
+    assert (cfg.loss.name, cfg.penalty.name, cfg.optimizer.name) == ("gan", "dragan", "adam_dragan")
+
+
+def test_sweepable_values_are_config_values():
+    cfg = compose_cfg(["loss=ebgan"])
+    for key in [
+        "optimizer.lr_g", "optimizer.lr_d", "optimizer.betas", "train.n_critic",
+        "train.batch_size", "train.steps", "seed", "model.latent_dim", "loss.margin",
+        "loss.lam_pt",
+    ]:
+        OmegaConf.select(cfg, key, throw_on_missing=True)
+    assert OmegaConf.select(compose_cfg(["loss=wgan"]), "penalty.c") == 0.01
+    assert OmegaConf.select(compose_cfg(["loss=wgan_gp"]), "penalty.lam") == 10
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["loss=ebgan", "model=mlp"], "loss=ebgan needs an autoencoder critic.*model=mlp"),
+        (["loss=ebgan", "penalty=gp"], "penalty=gp uses per-sample input gradients.*BatchNorm"),
+        (["loss=wgan_gp", "model.d_norm=batch"], "penalty=gp .*model.d_norm=none, layer or spectral"),
+        (["loss=dragan", "model=dcgan", "model.d_norm=batch"], "penalty=dragan"),
+        (["model=dcgan", "dataset=ring"], r"model=dcgan needs square images"),
+        (["train.n_critic=0"], r"train.n_critic=0 must be an integer >= 1"),
+        (["train.batch_size=1"], r"train.batch_size=1 must be an integer >= 2"),
+        (["optimizer.lr_d=-1"], r"optimizer.lr_d=-1 must be > 0"),
+        (["optimizer.betas=[0.5,1.0]"], r"optimizer.betas\[1\]=1.0 must be in \[0, 1\)"),
+        (["model.d_norm=group"], r"model.d_norm='group' is not supported; allowed"),
+        (["penalty=dragan", "penalty.perturbation=x"], r"penalty.perturbation='x'.*authors"),
+    ],
+)
+def test_combinations_that_cannot_work_stop_before_training(overrides, message):
+    cfg = compose_cfg([*SMALL, *overrides])
+    if cfg.model.name == "ebgan":
+        cfg = compose_cfg([*SMALL, *overrides, *SMALL_EBGAN])
+    with pytest.raises(ConfigError, match=message):
+        build_components(cfg, CPU)
+
+
+def test_ebgan_critic_without_batchnorm_accepts_gradient_penalties():
+    cfg = compose_cfg(["loss=ebgan", "penalty=gp", "model.d_norm=layer", *SMALL, *SMALL_EBGAN])
+    build_components(cfg, CPU)
+
+
+def test_unknown_option_lists_the_available_ones():
+    with pytest.raises(MissingConfigException) as err:
+        compose_cfg(["loss=wgan-gp"])
+    assert "wgan_gp" in str(err.value) and "dragan" in str(err.value)
+
+
+def test_device_choice():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(ConfigError, match="device='tpu"):
+        resolve_device("tpu")
+
+
+def test_build_drops_the_name_label():
+    loss = build(compose_cfg(["loss=least_squares", "loss.b=0.5"]).loss)
+    assert loss.b == 0.5
