@@ -37,7 +37,9 @@ def resolve_device(spec: str) -> torch.device:
     try:
         device = torch.device(spec)
     except RuntimeError as err:
-        raise ConfigError(f"device={spec!r} is not a device; allowed: auto, cpu, cuda, cuda:N") from err
+        raise ConfigError(
+            f"device={spec!r} is not a device; allowed: auto, cpu, cuda, cuda:N"
+        ) from err
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={spec!r} but CUDA is not available here; use device=cpu or auto")
     return device

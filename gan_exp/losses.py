@@ -24,7 +24,9 @@ class GANLoss:
 
     requires_embedding: ClassVar[bool] = False
 
-    def d_loss(self, real: CriticOutput, fake: CriticOutput, x_real: Tensor, x_fake: Tensor) -> Tensor:
+    def d_loss(
+        self, real: CriticOutput, fake: CriticOutput, x_real: Tensor, x_fake: Tensor
+    ) -> Tensor:
         raise NotImplementedError
 
     def g_loss(self, fake: CriticOutput, x_fake: Tensor) -> Tensor:
@@ -32,7 +34,10 @@ class GANLoss:
 
     def stats(self, real: CriticOutput, fake: CriticOutput) -> dict[str, Tensor]:
         """Detached scalars worth logging from one critic step (no host sync here)."""
-        return {"critic/real": real.score.detach().mean(), "critic/fake": fake.score.detach().mean()}
+        return {
+            "critic/real": real.score.detach().mean(),
+            "critic/fake": fake.score.detach().mean(),
+        }
 
 
 class NonSaturatingLoss(GANLoss):
@@ -154,7 +159,9 @@ class EBGANLoss(GANLoss):
         hinge: str = "per_sample",
     ) -> None:
         if hinge not in self.HINGES:
-            raise ConfigError(f"loss.hinge={hinge!r} is not supported; allowed: {', '.join(self.HINGES)}")
+            raise ConfigError(
+                f"loss.hinge={hinge!r} is not supported; allowed: {', '.join(self.HINGES)}"
+            )
         self.margin = float(max(1.0, batch_size / 64.0)) if margin is None else float(margin)
         self.lam_pt, self.hinge = lam_pt, hinge
 

@@ -141,5 +141,3 @@ class RealGradPenalty(Penalty):
 
     def __call__(self, critic, x_real, x_fake):
         return self.gamma * input_grad_norm(critic, x_real).pow(2).mean()
-
-

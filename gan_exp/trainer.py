@@ -90,7 +90,9 @@ class Trainer:
         p.penalty.after_d_step(self.D)
         stats = p.loss.stats(real, fake)
         stats["loss/d"] = d_loss
-        stats["loss/penalty"] = penalty if penalty is not None else torch.zeros((), device=self.device)
+        stats["loss/penalty"] = (
+            penalty if penalty is not None else torch.zeros((), device=self.device)
+        )
         stats["loss/d_total"] = total
         self.meter.add(stats)
 
@@ -157,9 +159,7 @@ class Trainer:
                 elapsed = time.perf_counter() - start
                 last["perf/steps_per_sec"] = self.step / max(elapsed, 1e-9)
                 logger.scalars(self.step, last)
-                bar.set_postfix(
-                    d=f"{last['loss/d']:.4g}", g=f"{last['loss/g']:.4g}", refresh=False
-                )
+                bar.set_postfix(d=f"{last['loss/d']:.4g}", g=f"{last['loss/g']:.4g}", refresh=False)
             if self.step % cfg.log.sample_every == 0 or done:
                 logger.image("samples", self.preview(), self.step)
             if self.step % cfg.checkpoint.every == 0 or done:
@@ -183,8 +183,14 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float]:
     trainer = Trainer(cfg, run_dir, parts, device)
     log.info(
         "run %s: loss=%s penalty=%s model=%s dataset=%s (%d samples) optimizer=%s on %s",
-        run_dir, cfg.loss.name, cfg.penalty.name, cfg.model.name, cfg.dataset.name,
-        len(parts.dataset), cfg.optimizer.name, device,
+        run_dir,
+        cfg.loss.name,
+        cfg.penalty.name,
+        cfg.model.name,
+        cfg.dataset.name,
+        len(parts.dataset),
+        cfg.optimizer.name,
+        device,
     )
     logger = RunLogger(run_dir)
     metrics: dict[str, Any] = {}

@@ -14,7 +14,14 @@ SMALL = ["dataset.size=64", "train.batch_size=16"]
 
 def test_groups_have_the_promised_options():
     assert set(group_options("loss")) >= {
-        "gan", "wgan", "wgan_gp", "dragan", "loss_sensitive", "ebgan", "least_squares", "hinge"
+        "gan",
+        "wgan",
+        "wgan_gp",
+        "dragan",
+        "loss_sensitive",
+        "ebgan",
+        "least_squares",
+        "hinge",
     }
     assert set(group_options("penalty")) >= {"none", "clip", "gp", "dragan", "real_grad"}
     assert set(group_options("optimizer")) >= {"adam", "rmsprop", "sgd"}
@@ -91,8 +98,15 @@ def test_paper_dragan_experiment_is_gan_loss_with_dragan_penalty():
 def test_sweepable_values_are_config_values():
     cfg = compose_cfg(["loss=ebgan"])
     for key in [
-        "optimizer.lr_g", "optimizer.lr_d", "optimizer.betas", "train.n_critic",
-        "train.batch_size", "train.steps", "seed", "model.latent_dim", "loss.margin",
+        "optimizer.lr_g",
+        "optimizer.lr_d",
+        "optimizer.betas",
+        "train.n_critic",
+        "train.batch_size",
+        "train.steps",
+        "seed",
+        "model.latent_dim",
+        "loss.margin",
         "loss.lam_pt",
     ]:
         OmegaConf.select(cfg, key, throw_on_missing=True)
@@ -105,7 +119,10 @@ def test_sweepable_values_are_config_values():
     [
         (["loss=ebgan", "model=mlp"], "loss=ebgan needs an autoencoder critic.*model=mlp"),
         (["loss=ebgan", "penalty=gp"], "penalty=gp uses per-sample input gradients.*BatchNorm"),
-        (["loss=wgan_gp", "model.d_norm=batch"], "penalty=gp .*model.d_norm=none, layer or spectral"),
+        (
+            ["loss=wgan_gp", "model.d_norm=batch"],
+            "penalty=gp .*model.d_norm=none, layer or spectral",
+        ),
         (["loss=dragan", "model=dcgan", "model.d_norm=batch"], "penalty=dragan"),
         (["model=dcgan", "dataset=ring"], r"model=dcgan needs square images"),
         (["train.n_critic=0"], r"train.n_critic=0 must be an integer >= 1"),

@@ -119,7 +119,9 @@ def test_none_adds_nothing():
 
 
 def test_bad_options_name_the_key():
-    with pytest.raises(ConfigError, match="penalty.perturbation='paper'.*authors, gaussian, symmetric"):
+    with pytest.raises(
+        ConfigError, match="penalty.perturbation='paper'.*authors, gaussian, symmetric"
+    ):
         DraganPenalty(perturbation="paper")
     with pytest.raises(ConfigError, match="penalty.c"):
         WeightClip(c=0.0)

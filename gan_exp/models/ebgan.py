@@ -7,7 +7,6 @@ autoencoder; flat data (the 2-D toys) gets an MLP autoencoder of the same shape 
 
 from __future__ import annotations
 
-
 from torch import Tensor, nn
 
 from gan_exp.data.base import DataSpec
@@ -123,7 +122,9 @@ def build(
 ) -> GANModels:
     check_choice("model.d_norm", d_norm, D_NORMS)
     if len(data.shape) == 1:
-        generator = MLPGenerator(latent_dim, data.shape, [128, 256, 512], data.bounded, g_bn_eps, 0.1)
+        generator = MLPGenerator(
+            latent_dim, data.shape, [128, 256, 512], data.bounded, g_bn_eps, 0.1
+        )
         critic: Critic = MLPAutoencoderCritic(data.shape[0], d_hidden, embed_dim, d_norm)
     elif len(data.shape) == 3 and data.shape[1] == data.shape[2] and data.shape[1] % 4 == 0:
         channels, side = data.shape[0], data.shape[1]
@@ -135,5 +136,3 @@ def build(
             f"the dataset gives shape {tuple(data.shape)}."
         )
     return GANModels(generator=generator, critic=critic, latent_dim=latent_dim)
-
-
