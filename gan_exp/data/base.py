@@ -51,7 +51,9 @@ class InMemoryDataset:
 class ImageDataset(InMemoryDataset):
     def preview(self, fake: Tensor, real: Tensor) -> Tensor:
         nrow = max(1, int(fake.shape[0] ** 0.5))
-        grid = make_grid(fake.detach().float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1))
+        grid = make_grid(
+            fake.detach().float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1)
+        )
         return grid
 
 

@@ -24,7 +24,9 @@ SIDE = 28
 _Point = tuple[float, float]
 
 
-def _arc(cx: float, cy: float, rx: float, ry: float, t0: float, t1: float, n: int = 9) -> list[_Point]:
+def _arc(
+    cx: float, cy: float, rx: float, ry: float, t0: float, t1: float, n: int = 9
+) -> list[_Point]:
     """Points on an ellipse, angles in degrees, y pointing down (so -90 is the top)."""
     ts = [math.radians(t0 + (t1 - t0) * i / n) for i in range(n + 1)]
     return [(cx + rx * math.cos(t), cy + ry * math.sin(t)) for t in ts]
@@ -62,7 +64,7 @@ def _segments(strokes: list[list[_Point]]) -> Tensor:
 
 
 def _render(segs: Tensor, width: Tensor) -> Tensor:
-    """Anti-aliased strokes: segs (B, S, 2, 2) in pixel coords, width (B,) -> (B, 28, 28) in [0, 1]."""
+    """Anti-aliased strokes: segs (B, S, 2, 2) in pixels, width (B,) -> (B, 28, 28) in [0, 1]."""
     ys, xs = torch.meshgrid(torch.arange(SIDE) + 0.5, torch.arange(SIDE) + 0.5, indexing="ij")
     pix = torch.stack([xs, ys], dim=-1).reshape(1, -1, 1, 2)  # (1, P, 1, 2)
     a = segs[:, None, :, 0, :]  # (B, 1, S, 2)

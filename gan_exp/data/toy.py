@@ -72,14 +72,22 @@ def _mixture(name: str, means: Tensor, std: float, size: int, seed: int) -> Poin
 
 
 def ring(
-    size: int = 100000, n_modes: int = 8, radius: float = 1.0, std: float = 0.01, seed: int = 0,
+    size: int = 100000,
+    n_modes: int = 8,
+    radius: float = 1.0,
+    std: float = 0.01,
+    seed: int = 0,
     name: str = "ring",
 ) -> PointDataset:
     return _mixture(name, ring_means(n_modes, radius), std, size, seed)
 
 
 def grid(
-    size: int = 100000, side: int = 5, spacing: float = 2.0, std: float = 0.05, seed: int = 0,
+    size: int = 100000,
+    side: int = 5,
+    spacing: float = 2.0,
+    std: float = 0.05,
+    seed: int = 0,
     name: str = "grid",
 ) -> PointDataset:
     return _mixture(name, grid_means(side, spacing), std, size, seed)
