@@ -98,18 +98,35 @@ class LossSensitiveLoss(GANLoss):
     `Delta = scale * ||x_i - x~_i||_p` over all non-batch dims, p = 1 (`l1`) or 2 (`l2`).
     With `normalize` the norm is divided by D (l1) or sqrt(D) (l2), i.e. the mean absolute
     difference or the RMS difference, so the margin does not grow with image resolution.
+
+    `L = transform(critic score)`. The objective's derivative with respect to a constant
+    shift of L is exactly 1, so with a raw critic output (`transform=none`) the critic can
+    lower every loss value forever and training drifts without bound; the paper's analysis
+    treats L as a nonnegative loss, which `softplus` (default) or `abs` enforce.
     """
 
     DISTANCES = ("l1", "l2")
+    TRANSFORMS = {"softplus": F.softplus, "abs": torch.abs, "none": lambda t: t}
 
     def __init__(
-        self, lam: float = 1.0, distance: str = "l1", scale: float = 1.0, normalize: bool = True
+        self,
+        lam: float = 1.0,
+        distance: str = "l1",
+        scale: float = 1.0,
+        normalize: bool = True,
+        transform: str = "softplus",
     ) -> None:
         if distance not in self.DISTANCES:
             raise ConfigError(
                 f"loss.distance={distance!r} is not supported; allowed: {', '.join(self.DISTANCES)}"
             )
+        if transform not in self.TRANSFORMS:
+            raise ConfigError(
+                f"loss.transform={transform!r} is not supported; "
+                f"allowed: {', '.join(self.TRANSFORMS)}"
+            )
         self.lam, self.distance, self.scale, self.normalize = lam, distance, scale, normalize
+        self.transform = self.TRANSFORMS[transform]
 
     def margin(self, x_real: Tensor, x_fake: Tensor) -> Tensor:
         diff = (x_real - x_fake).reshape(x_real.shape[0], -1)
@@ -120,11 +137,12 @@ class LossSensitiveLoss(GANLoss):
         return self.scale * dist
 
     def d_loss(self, real, fake, x_real, x_fake):
-        slack = F.relu(self.margin(x_real, x_fake) + real.score - fake.score)
-        return real.score.mean() + self.lam * slack.mean()
+        l_real, l_fake = self.transform(real.score), self.transform(fake.score)
+        slack = F.relu(self.margin(x_real, x_fake) + l_real - l_fake)
+        return l_real.mean() + self.lam * slack.mean()
 
     def g_loss(self, fake, x_fake):
-        return fake.score.mean()
+        return self.transform(fake.score).mean()
 
 
 def pulling_away(embedding: Tensor) -> Tensor:

@@ -15,10 +15,22 @@ from torch.optim import Optimizer
 from gan_exp.errors import ConfigError
 
 
-def _check_lr(lr_g: float, lr_d: float) -> None:
+def _pair(
+    opt_cls: type[Optimizer],
+    generator: nn.Module,
+    critic: nn.Module,
+    lr_g: float,
+    lr_d: float,
+    **kwargs: object,
+) -> tuple[Optimizer, Optimizer]:
+    """One optimiser of `opt_cls` per network, same settings but their own learning rate."""
     for key, value in (("optimizer.lr_g", lr_g), ("optimizer.lr_d", lr_d)):
         if not value > 0:
             raise ConfigError(f"{key}={value} must be > 0")
+    return (
+        opt_cls(generator.parameters(), lr=lr_g, **kwargs),
+        opt_cls(critic.parameters(), lr=lr_d, **kwargs),
+    )
 
 
 def adam(
@@ -29,14 +41,12 @@ def adam(
     betas: Sequence[float] = (0.5, 0.999),
     weight_decay: float = 0.0,
 ) -> tuple[Optimizer, Optimizer]:
-    _check_lr(lr_g, lr_d)
     for i, beta in enumerate(betas):
         if not 0 <= beta < 1:
             raise ConfigError(f"optimizer.betas[{i}]={beta} must be in [0, 1)")
     b = (float(betas[0]), float(betas[1]))
-    return (
-        torch.optim.Adam(generator.parameters(), lr=lr_g, betas=b, weight_decay=weight_decay),
-        torch.optim.Adam(critic.parameters(), lr=lr_d, betas=b, weight_decay=weight_decay),
+    return _pair(
+        torch.optim.Adam, generator, critic, lr_g, lr_d, betas=b, weight_decay=weight_decay
     )
 
 
@@ -49,11 +59,15 @@ def rmsprop(
     momentum: float = 0.0,
     weight_decay: float = 0.0,
 ) -> tuple[Optimizer, Optimizer]:
-    _check_lr(lr_g, lr_d)
-    kw = {"alpha": alpha, "momentum": momentum, "weight_decay": weight_decay}
-    return (
-        torch.optim.RMSprop(generator.parameters(), lr=lr_g, **kw),
-        torch.optim.RMSprop(critic.parameters(), lr=lr_d, **kw),
+    return _pair(
+        torch.optim.RMSprop,
+        generator,
+        critic,
+        lr_g,
+        lr_d,
+        alpha=alpha,
+        momentum=momentum,
+        weight_decay=weight_decay,
     )
 
 
@@ -66,9 +80,13 @@ def sgd(
     nesterov: bool = False,
     weight_decay: float = 0.0,
 ) -> tuple[Optimizer, Optimizer]:
-    _check_lr(lr_g, lr_d)
-    kw = {"momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay}
-    return (
-        torch.optim.SGD(generator.parameters(), lr=lr_g, **kw),
-        torch.optim.SGD(critic.parameters(), lr=lr_d, **kw),
+    return _pair(
+        torch.optim.SGD,
+        generator,
+        critic,
+        lr_g,
+        lr_d,
+        momentum=momentum,
+        nesterov=nesterov,
+        weight_decay=weight_decay,
     )

@@ -12,7 +12,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from gan_exp.errors import ConfigError
-from gan_exp.trainer import train
+from gan_exp.trainer import TrainingDiverged, train
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 log = logging.getLogger("gan_exp")
@@ -23,11 +23,12 @@ def main(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     try:
         metrics = train(cfg, Path(hc.runtime.output_dir))
-    except ConfigError as err:
+    except (ConfigError, TrainingDiverged) as err:
         if hc.mode == RunMode.MULTIRUN:
             raise  # Hydra reports which job failed
-        log.error("config error: %s", err)
-        sys.exit(2)
+        kind = "config error" if isinstance(err, ConfigError) else "training diverged"
+        log.error("%s: %s", kind, err)
+        sys.exit(2 if isinstance(err, ConfigError) else 3)
     key = cfg.get("optimized_metric")
     return metrics.get(key) if key else None
 

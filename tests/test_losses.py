@@ -62,11 +62,11 @@ def test_loss_sensitive_pairs_samples_and_scales_margin():
     real = CriticOutput(torch.tensor([0.0, 1.0]))
     fake = CriticOutput(torch.tensor([0.5, 0.0]))
     # l1 sums: 4 and 2; normalised by D=4: 1.0 and 0.5
-    plain = LossSensitiveLoss(lam=2.0, distance="l1", scale=1.0, normalize=False)
+    plain = LossSensitiveLoss(lam=2.0, distance="l1", scale=1.0, normalize=False, transform="none")
     slack = [max(0.0, 4 + 0.0 - 0.5), max(0.0, 2 + 1.0 - 0.0)]
     expected = 0.5 + 2.0 * sum(slack) / 2
     assert plain.d_loss(real, fake, x_real, x_fake).item() == pytest.approx(expected)
-    normed = LossSensitiveLoss(lam=1.0, distance="l1", scale=3.0, normalize=True)
+    normed = LossSensitiveLoss(lam=1.0, scale=3.0, normalize=True, transform="none")
     slack = [max(0.0, 3 * 1.0 + 0.0 - 0.5), max(0.0, 3 * 0.5 + 1.0 - 0.0)]
     assert normed.d_loss(real, fake, x_real, x_fake).item() == pytest.approx(0.5 + sum(slack) / 2)
     l2 = LossSensitiveLoss(distance="l2", normalize=False)
@@ -77,6 +77,31 @@ def test_loss_sensitive_pairs_samples_and_scales_margin():
     assert plain.g_loss(fake, x_fake).item() == pytest.approx(0.25)
     with pytest.raises(ConfigError, match="loss.distance='l3'.*l1, l2"):
         LossSensitiveLoss(distance="l3")
+    with pytest.raises(ConfigError, match="loss.transform='exp'.*softplus, abs, none"):
+        LossSensitiveLoss(transform="exp")
+
+
+def test_loss_sensitive_default_keeps_the_loss_nonnegative():
+    loss = LossSensitiveLoss(lam=1.0, normalize=False)  # transform=softplus
+    x_real, x_fake = torch.zeros(2, 1), torch.tensor([[1.0], [0.0]])
+    real = CriticOutput(torch.tensor([-1.0, 2.0]))
+    fake = CriticOutput(torch.tensor([0.0, -3.0]))
+    lr = [softplus(-1.0), softplus(2.0)]
+    lf = [softplus(0.0), softplus(-3.0)]
+    slack = [max(0.0, 1.0 + lr[0] - lf[0]), max(0.0, 0.0 + lr[1] - lf[1])]
+    expected = sum(lr) / 2 + sum(slack) / 2
+    assert loss.d_loss(real, fake, x_real, x_fake).item() == pytest.approx(expected, rel=1e-6)
+    assert loss.g_loss(fake, x_fake).item() == pytest.approx(sum(lf) / 2, rel=1e-6)
+
+    # a constant shift of the critic cannot lower the objective without bound any more
+    def shifted(transform: str, c: float) -> float:
+        ls = LossSensitiveLoss(normalize=False, transform=transform)
+        return ls.d_loss(
+            CriticOutput(real.score - c), CriticOutput(fake.score - c), x_real, x_fake
+        ).item()
+
+    assert min(shifted("softplus", c) for c in (0.0, 10.0, 1e3)) >= 0
+    assert shifted("none", 1e3) < -900  # the raw output drifts
 
 
 def test_ebgan_hinge_per_sample_vs_batch_mean():
