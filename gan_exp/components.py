@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.optim import Optimizer
 
-from gan_exp.data.base import InMemoryDataset
+from gan_exp.data.base import GANDataset
 from gan_exp.errors import ConfigError
 from gan_exp.losses import GANLoss
 from gan_exp.models.base import GANModels, has_batchnorm
@@ -52,7 +52,7 @@ def seed_everything(seed: int) -> None:
 
 @dataclass
 class Components:
-    dataset: InMemoryDataset
+    dataset: GANDataset
     models: GANModels
     loss: GANLoss
     penalty: Penalty
@@ -93,7 +93,7 @@ def check_compatible(cfg: DictConfig, models: GANModels, loss: GANLoss, penalty:
 
 
 def build_components(
-    cfg: DictConfig, device: torch.device, dataset: InMemoryDataset | None = None
+    cfg: DictConfig, device: torch.device, dataset: GANDataset | None = None
 ) -> Components:
     """Models on `device` with their optimisers; `dataset` may be passed in to reuse one."""
     check_train_values(cfg)

@@ -22,7 +22,6 @@ from tqdm import tqdm
 
 from gan_exp.atomic import atomic_torch_save
 from gan_exp.components import Components, build_components, resolve_device, seed_everything
-from gan_exp.data.base import InMemoryBatches
 from gan_exp.tb import RunLogger, flatten_config
 
 log = logging.getLogger(__name__)
@@ -64,11 +63,10 @@ class Trainer:
         self.cfg, self.run_dir, self.parts, self.device = cfg, run_dir, parts, device
         self.G, self.D = parts.models.generator, parts.models.critic
         self.latent_dim = parts.models.latent_dim
-        self.batches = InMemoryBatches(parts.dataset, cfg.train.batch_size, device)
+        self.batches = parts.dataset.make_batches(cfg.train.batch_size, device)
         n_preview = cfg.log.n_samples or parts.dataset.preview_size
         noise_gen = torch.Generator().manual_seed(int(cfg.seed) + 1)
         self.fixed_noise = torch.randn(n_preview, self.latent_dim, generator=noise_gen).to(device)
-        self.preview_real = parts.dataset.decode(parts.dataset.data[: max(n_preview, 1000)])
         self.meter = Meter()
         self.step = 0
 
@@ -113,7 +111,7 @@ class Trainer:
         self.G.eval()
         fake = self.G(self.fixed_noise)
         self.G.train(was_training)
-        return self.parts.dataset.preview(fake, self.preview_real)
+        return self.parts.dataset.preview(fake)
 
     def checkpoint(self) -> Path:
         ckpt_dir = self.run_dir / "checkpoints"
@@ -182,13 +180,12 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float]:
     seed_everything(int(cfg.seed))  # the loop's randomness does not depend on how models were built
     trainer = Trainer(cfg, run_dir, parts, device)
     log.info(
-        "run %s: loss=%s penalty=%s model=%s dataset=%s (%d samples) optimizer=%s on %s",
+        "run %s: loss=%s penalty=%s model=%s %s optimizer=%s on %s",
         run_dir,
         cfg.loss.name,
         cfg.penalty.name,
         cfg.model.name,
-        cfg.dataset.name,
-        len(parts.dataset),
+        parts.dataset.describe(),
         cfg.optimizer.name,
         device,
     )

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from gan_exp.atomic import atomic_torch_save
-from gan_exp.data.base import DataSpec, ImageDataset
+from gan_exp.data.base import DataSpec, InMemoryDataset
 from gan_exp.errors import ConfigError
 
 SIDE = 28
@@ -124,7 +124,7 @@ def generate(size: int, seed: int) -> tuple[Tensor, Tensor]:
 
 def build(
     size: int = 60000, seed: int = 0, cache_dir: str | None = None, name: str = "digits"
-) -> ImageDataset:
+) -> InMemoryDataset:
     """`size` samples drawn from `seed` (independent of the training seed).
 
     Rendering 60k digits takes ~15 s on 2 CPU cores, so the result is cached in `cache_dir`
@@ -145,4 +145,4 @@ def build(
         images, labels = generate(size, seed)
         if cache is not None:
             atomic_torch_save({"images": images, "labels": labels}, cache)
-    return ImageDataset(name, images, labels, DataSpec(shape=(1, SIDE, SIDE), bounded=True))
+    return InMemoryDataset(name, images, labels, DataSpec(shape=(1, SIDE, SIDE), bounded=True))

@@ -56,8 +56,9 @@ class PointDataset(InMemoryDataset):
         self.means, self.std = means, std
         self.extent = float(means.abs().max()) * 1.5 + 4 * std
 
-    def preview(self, fake: Tensor, real: Tensor) -> Tensor:
-        return scatter_image([(real, _REAL_RGB), (fake, _FAKE_RGB)], self.extent)
+    def preview(self, fake: Tensor) -> Tensor:
+        """Generated points (red) over the first 1,000 real points (blue)."""
+        return scatter_image([(self.data[:1000], _REAL_RGB), (fake, _FAKE_RGB)], self.extent)
 
 
 def _mixture(name: str, means: Tensor, std: float, size: int, seed: int) -> PointDataset:
