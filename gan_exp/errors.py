@@ -6,3 +6,7 @@ class ConfigError(ValueError):
 
     Raised before any training step so that a typo never costs a half-written run.
     """
+
+
+class DatasetError(ConfigError):
+    """Dataset files missing, unreadable or undownloadable; the message says where they go."""

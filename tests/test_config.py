@@ -7,6 +7,7 @@ from omegaconf import OmegaConf
 from gan_exp.components import build, build_components, resolve_device
 from gan_exp.errors import ConfigError
 from tests.conftest import SMALL_EBGAN, compose_cfg, group_options
+from tests.vision_files import write_celeba, write_cifar10, write_image_folder, write_mnist
 
 CPU = resolve_device("cpu")
 SMALL = ["dataset.size=64", "train.batch_size=16"]
@@ -26,13 +27,39 @@ def test_groups_have_the_promised_options():
     assert set(group_options("penalty")) >= {"none", "clip", "gp", "dragan", "real_grad"}
     assert set(group_options("optimizer")) >= {"adam", "rmsprop", "sgd"}
     assert set(group_options("model")) >= {"mlp", "dcgan", "ebgan"}
-    assert set(group_options("dataset")) >= {"digits", "ring", "grid"}
+    assert set(group_options("dataset")) >= {
+        "digits",
+        "ring",
+        "grid",
+        "mnist",
+        "fashion_mnist",
+        "cifar10",
+        "celeba",
+        "image_folder",
+    }
+
+
+# Real datasets read tiny files written in their formats, never the network.
+REAL_DATA = {
+    "mnist": (write_mnist, ["dataset.download=false"]),
+    "fashion_mnist": (lambda r: write_mnist(r, folder="FashionMNIST"), ["dataset.download=false"]),
+    "cifar10": (write_cifar10, ["dataset.download=false", "dataset.verify_checksums=false"]),
+    "celeba": (
+        write_celeba,
+        ["dataset.download=false", "dataset.verify_checksums=false", "dataset.split=all"],
+    ),
+    "image_folder": (lambda r: write_image_folder(r, None, n=20), ["dataset.num_workers=0"]),
+}
 
 
 @pytest.mark.parametrize("group", ["loss", "penalty", "optimizer", "model", "dataset"])
-def test_every_option_composes_and_instantiates(group):
+def test_every_option_composes_and_instantiates(group, tmp_path):
     for option in group_options(group):
         overrides = [f"{group}={option}", *SMALL]
+        if group == "dataset" and option in REAL_DATA:
+            writer, extra = REAL_DATA[option]
+            writer(tmp_path / option)
+            overrides += [f"dataset.root={tmp_path / option}", *extra]
         cfg = compose_cfg(overrides)
         if cfg.model.name == "dcgan" and cfg.dataset.name in ("ring", "grid"):
             overrides.append("model=mlp")

@@ -118,7 +118,11 @@ class InMemoryBatches:
 
 
 class StreamingDataset(GANDataset):
-    """A map-style dataset of `(image in [-1, 1], label)` read from disk batch by batch."""
+    """A map-style dataset of `(uint8 image, label)` read from disk batch by batch.
+
+    Images cross to the device as uint8 (a quarter of the bytes of float) and are mapped to
+    [-1, 1] there.
+    """
 
     def __init__(
         self,
@@ -165,7 +169,7 @@ class LoaderBatches:
             self.epoch += 1
             self._it = iter(self.loader)
             images, _ = next(self._it)
-        return images.to(self.device, non_blocking=True)
+        return images.to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch}
