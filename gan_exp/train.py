@@ -11,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from gan_exp.errors import ConfigError
+from gan_exp.errors import ConfigError, DatasetError
 from gan_exp.trainer import TrainingDiverged, train
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -26,7 +26,8 @@ def main(cfg: DictConfig) -> float | None:
     except (ConfigError, TrainingDiverged) as err:
         if hc.mode == RunMode.MULTIRUN:
             raise  # Hydra reports which job failed
-        kind = "config error" if isinstance(err, ConfigError) else "training diverged"
+        kinds = {DatasetError: "data error", ConfigError: "config error"}
+        kind = next((v for k, v in kinds.items() if isinstance(err, k)), "training diverged")
         log.error("%s: %s", kind, err)
         sys.exit(2 if isinstance(err, ConfigError) else 3)
     key = cfg.get("optimized_metric")

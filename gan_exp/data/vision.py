@@ -182,7 +182,7 @@ def _root(root: str | None, name: str) -> Path:
         raise ConfigError(
             f"dataset={name} needs dataset.root=PATH (or paths.data_dir / GAN_EXP_DATA)"
         )
-    return Path(os.path.expanduser(str(root)))
+    return Path(os.path.expanduser(str(root))).resolve()
 
 
 def _mnist_like(
