@@ -20,6 +20,7 @@ from gan_exp.errors import ConfigError
 from gan_exp.losses import GANLoss
 from gan_exp.models.base import GANModels, has_batchnorm
 from gan_exp.penalties import Penalty
+from gan_exp.validation import validate
 
 
 def build(node: DictConfig, **kwargs: Any) -> Any:
@@ -60,22 +61,6 @@ class Components:
     opt_d: Optimizer
 
 
-def check_train_values(cfg: DictConfig) -> None:
-    """Range checks on the loop's own settings (the builders check their own arguments)."""
-    rules = {
-        "train.steps": (cfg.train.steps, 1),
-        "train.n_critic": (cfg.train.n_critic, 1),
-        "train.batch_size": (cfg.train.batch_size, 2),
-        "log.every": (cfg.log.every, 1),
-        "log.sample_every": (cfg.log.sample_every, 1),
-        "checkpoint.every": (cfg.checkpoint.every, 1),
-        "checkpoint.keep": (cfg.checkpoint.keep, 1),
-    }
-    for key, (value, low) in rules.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ConfigError(f"{key}={value!r} must be an integer >= {low}")
-
-
 def check_compatible(cfg: DictConfig, models: GANModels, loss: GANLoss, penalty: Penalty) -> None:
     """Stop combinations that would train but mean nothing, before the first step."""
     if loss.requires_embedding and not models.critic.produces_embedding:
@@ -96,7 +81,7 @@ def build_components(
     cfg: DictConfig, device: torch.device, dataset: GANDataset | None = None
 ) -> Components:
     """Models on `device` with their optimisers; `dataset` may be passed in to reuse one."""
-    check_train_values(cfg)
+    validate(cfg)
     if dataset is None:
         dataset = build(cfg.dataset)
     models: GANModels = build(cfg.model, data=dataset.spec)

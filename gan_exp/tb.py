@@ -38,15 +38,18 @@ def flatten_config(cfg: DictConfig) -> dict[str, Any]:
 class RunLogger:
     """Thin wrapper so the loop speaks in tags and steps, not writer internals."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.writer = SummaryWriter(log_dir=str(run_dir))
+    def __init__(self, run_dir: Path, purge_step: int | None = None) -> None:
+        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=purge_step)
         self._session_end = None
 
-    def start_hparams(self, params: dict[str, Any], metric_tags: list[str]) -> None:
+    def start_hparams(
+        self, params: dict[str, Any], metric_tags: list[str], resumed: bool = False
+    ) -> None:
+        """Record the config; a resumed run only closes the session its first part opened."""
         exp, ssi, sei = hparams(params, dict.fromkeys(metric_tags, 0.0))
-        fw = self.writer.file_writer
-        fw.add_summary(exp)
-        fw.add_summary(ssi)
+        if not resumed:
+            self.writer.file_writer.add_summary(exp)
+            self.writer.file_writer.add_summary(ssi)
         self._session_end = sei
 
     def scalars(self, step: int, values: dict[str, float]) -> None:

@@ -4,25 +4,43 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from gan_exp.checkpoint import run_dir_of
 from gan_exp.errors import ConfigError, DatasetError
-from gan_exp.trainer import TrainingDiverged, train
+from gan_exp.trainer import Interrupted, TrainingDiverged, train
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 log = logging.getLogger("gan_exp")
+
+
+def _hydra_subdir(resume: str | None, run_dir: str) -> str:
+    """`.hydra`, or a fresh subfolder of it when this run continues in an existing folder."""
+    folder = Path(run_dir_of(resume, run_dir))
+    if resume in (None, "", "null") or not (folder / ".hydra" / "config.yaml").exists():
+        return ".hydra"
+    return f".hydra/resumed_{datetime.now():%Y-%m-%d_%H-%M-%S}"
+
+
+# hydra.run.dir / hydra.output_subdir in conf/train.yaml depend on `resume`
+OmegaConf.register_new_resolver("gan_exp_run_dir", run_dir_of, replace=True)
+OmegaConf.register_new_resolver("gan_exp_hydra_subdir", _hydra_subdir, replace=True)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     try:
-        metrics = train(cfg, Path(hc.runtime.output_dir))
+        metrics = train(cfg, Path(hc.runtime.output_dir), hc.overrides.task)
+    except Interrupted as stop:
+        log.warning("stopped by %s; resume with resume=%s", stop, hc.runtime.output_dir)
+        sys.exit(128 + stop.signum)
     except (ConfigError, TrainingDiverged) as err:
         if hc.mode == RunMode.MULTIRUN:
             raise  # Hydra reports which job failed

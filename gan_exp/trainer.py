@@ -2,15 +2,21 @@
 
 The loop only talks to the interfaces in `losses`, `penalties` and `models.base`; which
 variant runs is decided entirely by the config. Scalars are accumulated on the device and
-read back (one host sync) only every `log.every` generator steps.
+read back (one host sync) only every `log.every` generator steps and before a checkpoint.
+A run resumes bit-exactly from any checkpoint, saves one when asked to stop (Ctrl-C,
+SIGTERM), and refuses to write a non-finite model to disk.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+import signal
 import time
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +26,9 @@ from torch import Tensor
 from torchvision.utils import save_image
 from tqdm import tqdm
 
-from gan_exp.atomic import atomic_torch_save
+from gan_exp import checkpoint
 from gan_exp.components import Components, build_components, resolve_device, seed_everything
+from gan_exp.errors import ConfigError
 from gan_exp.tb import RunLogger, flatten_config
 
 log = logging.getLogger(__name__)
@@ -31,7 +38,16 @@ HPARAM_METRICS = ["loss/d", "loss/g", "loss/penalty", "critic/real", "critic/fak
 
 
 class TrainingDiverged(RuntimeError):
-    """A loss or critic output became NaN or infinite."""
+    """A loss or critic output became NaN, infinite or exploded."""
+
+
+class Interrupted(RuntimeError):
+    """SIGINT/SIGTERM arrived; a checkpoint of the current step was saved first."""
+
+    def __init__(self, signum: int, step: int, path: Path) -> None:
+        self.signum, self.step, self.path = signum, step, path
+        name = signal.Signals(signum).name
+        super().__init__(f"{name} at step {step}; checkpoint saved to {path}")
 
 
 class Meter:
@@ -56,6 +72,20 @@ class Meter:
         self.sums.clear()
         self.counts.clear()
         return dict(zip(tags, means, strict=True))
+
+
+def check_finite(values: dict[str, float], step: int, max_critic: float | None) -> None:
+    """Stop on NaN/inf in any logged value, or a critic output beyond `max_critic`."""
+    bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+    if bad:
+        raise TrainingDiverged(f"non-finite {', '.join(bad)} at step {step} (values: {bad})")
+    if max_critic is not None:
+        big = {k: v for k, v in values.items() if k.startswith("critic/") and abs(v) > max_critic}
+        if big:
+            raise TrainingDiverged(
+                f"critic output exploded at step {step}: {big} beyond divergence.max_critic="
+                f"{max_critic:g}"
+            )
 
 
 class Trainer:
@@ -113,9 +143,8 @@ class Trainer:
         self.G.train(was_training)
         return self.parts.dataset.preview(fake)
 
-    def checkpoint(self) -> Path:
-        ckpt_dir = self.run_dir / "checkpoints"
-        state = {
+    def state_dict(self) -> dict[str, Any]:
+        return {
             "step": self.step,
             "generator": self.G.state_dict(),
             "critic": self.D.state_dict(),
@@ -127,58 +156,177 @@ class Trainer:
             "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "config": OmegaConf.to_yaml(self.cfg, resolve=True),
         }
-        path = atomic_torch_save(state, ckpt_dir / f"step_{self.step:07d}.pt")
-        for old in sorted(ckpt_dir.glob("step_*.pt"))[: -self.cfg.checkpoint.keep]:
-            old.unlink()
-        return path
+
+    def load_state_dict(self, state: dict[str, Any], path: Path) -> None:
+        """Everything the next step depends on, so a resumed run continues bit-exactly."""
+        checkpoint.restore_module(self.G, state["generator"], "generator", path)
+        checkpoint.restore_module(self.D, state["critic"], "critic", path)
+        try:
+            self.parts.opt_g.load_state_dict(state["opt_g"])
+            self.parts.opt_d.load_state_dict(state["opt_d"])
+        except (ValueError, KeyError) as err:
+            raise checkpoint.CheckpointError(
+                f"checkpoint {path} has optimiser state for another optimiser config: {err}"
+            ) from err
+        self.fixed_noise = state["fixed_noise"].to(self.device)
+        if hasattr(self.batches, "load_state_dict"):
+            self.batches.load_state_dict(state["batches"])
+        torch.set_rng_state(state["rng_cpu"])
+        if self.device.type == "cuda" and state.get("rng_cuda"):
+            torch.cuda.set_rng_state_all(state["rng_cuda"])
+        self.step = int(state["step"])
+
+    def checkpoint(self) -> Path:
+        """Check the pending scalars and weights are finite (one sync), then save atomically."""
+        pending = {t: (v / self.meter.counts[t]).item() for t, v in self.meter.sums.items()}
+        check_finite(pending, self.step, self.cfg.divergence.max_critic)
+        for name, net in (("generator", self.G), ("critic", self.D)):
+            if not all(torch.isfinite(p).all() for p in net.parameters()):
+                raise TrainingDiverged(f"non-finite {name} weights at step {self.step}")
+        return checkpoint.save(self.state_dict(), self.run_dir, self.cfg.checkpoint.keep)
+
+    @contextmanager
+    def stop_on_signals(self) -> Iterator[None]:
+        """SIGINT/SIGTERM only set a flag; the loop saves and stops at the end of the step."""
+        self.stop_signal: int | None = None
+
+        def handler(signum: int, frame: Any) -> None:
+            self.stop_signal = signum
+
+        previous = {}
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
 
     def run(self, logger: RunLogger) -> dict[str, float]:
         cfg = self.cfg
         steps, n_critic = cfg.train.steps, cfg.train.n_critic
+        max_critic = cfg.divergence.max_critic
         last: dict[str, float] = {}
-        start = time.perf_counter()
-        bar = tqdm(total=steps, desc="train", disable=not cfg.log.progress, dynamic_ncols=True)
-        logger.image("samples", self.preview(), 0)
-        while self.step < steps:
-            for _ in range(n_critic):
-                self.critic_step()
-            self.generator_step()
-            self.step += 1
-            bar.update(1)
-            done = self.step == steps
-            if self.step % cfg.log.every == 0 or done:
-                last = self.meter.read()
-                bad = [k for k, v in last.items() if not math.isfinite(v)]
-                if bad:
-                    raise TrainingDiverged(
-                        f"non-finite {', '.join(bad)} at step {self.step} "
-                        f"(values: { {k: last[k] for k in bad} }); stopping"
+        first_step, start = self.step, time.perf_counter()
+        bar = tqdm(
+            total=steps,
+            initial=self.step,
+            desc="train",
+            disable=not cfg.log.progress,
+            dynamic_ncols=True,
+        )
+        if self.step == 0:
+            logger.image("samples", self.preview(), 0)
+        with self.stop_on_signals():
+            while self.step < steps:
+                for _ in range(n_critic):
+                    self.critic_step()
+                self.generator_step()
+                self.step += 1
+                bar.update(1)
+                done = self.step == steps
+                if self.step % cfg.log.every == 0 or done:
+                    last = self.meter.read()
+                    check_finite(last, self.step, max_critic)
+                    elapsed = time.perf_counter() - start
+                    last["perf/steps_per_sec"] = (self.step - first_step) / max(elapsed, 1e-9)
+                    logger.scalars(self.step, last)
+                    bar.set_postfix(
+                        d=f"{last['loss/d']:.4g}", g=f"{last['loss/g']:.4g}", refresh=False
                     )
-                elapsed = time.perf_counter() - start
-                last["perf/steps_per_sec"] = self.step / max(elapsed, 1e-9)
-                logger.scalars(self.step, last)
-                bar.set_postfix(d=f"{last['loss/d']:.4g}", g=f"{last['loss/g']:.4g}", refresh=False)
-            if self.step % cfg.log.sample_every == 0 or done:
-                logger.image("samples", self.preview(), self.step)
-            if self.step % cfg.checkpoint.every == 0 or done:
-                self.checkpoint()
+                if self.step % cfg.log.sample_every == 0 or done:
+                    logger.image("samples", self.preview(), self.step)
+                saved = None
+                if self.step % cfg.checkpoint.every == 0 or done:
+                    saved = self.checkpoint()
+                if self.stop_signal is not None:
+                    bar.close()
+                    raise Interrupted(self.stop_signal, self.step, saved or self.checkpoint())
         bar.close()
         last["time/train_sec"] = time.perf_counter() - start
         return last
 
 
-def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float]:
+@contextmanager
+def run_folder_lock(run_dir: Path) -> Iterator[None]:
+    """One live run per folder: a lock file holding the owner's pid.
+
+    A lock left by a killed run (its pid no longer alive) is taken over.
+    """
+    lock = run_dir / ".lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _alive(pid):
+                raise ConfigError(
+                    f"run folder {run_dir} is in use by process {pid}; choose another "
+                    "hydra.run.dir or wait for that run"
+                ) from None
+            lock.unlink(missing_ok=True)
+    else:
+        raise ConfigError(f"could not lock run folder {run_dir}")
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def train(cfg: DictConfig, run_dir: str | Path, overrides: Sequence[str] = ()) -> dict[str, float]:
     """Train one run into `run_dir` and return the last logged scalars.
 
-    Usable without Hydra's decorator (tests, notebooks): pass a composed config.
+    `cfg.resume` (`auto`, a run folder or a checkpoint file) continues from a checkpoint with
+    that checkpoint's config; `overrides` (the command line's) may change its values, e.g.
+    `train.steps`. Usable without Hydra's decorator (tests, notebooks).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with run_folder_lock(run_dir):
+        checkpoint.remove_stale_temporaries(run_dir)
+        resume_from = checkpoint.resolve(cfg.get("resume"), run_dir)
+        state = None
+        if resume_from is not None:
+            state = checkpoint.load(resume_from)
+            cfg = checkpoint.config_for_resume(state["config"], list(overrides), resume_from)
+        elif checkpoint.latest(run_dir) is not None:
+            raise ConfigError(
+                f"run folder {run_dir} already holds checkpoints; pass resume=auto to continue "
+                "that run, or choose another hydra.run.dir"
+            )
+        return _train(cfg, run_dir, state, resume_from)
+
+
+def _train(
+    cfg: DictConfig, run_dir: Path, state: dict[str, Any] | None, resume_from: Path | None
+) -> dict[str, float]:
     device = resolve_device(cfg.device)
     seed_everything(int(cfg.seed))
     parts = build_components(cfg, device)
     seed_everything(int(cfg.seed))  # the loop's randomness does not depend on how models were built
     trainer = Trainer(cfg, run_dir, parts, device)
+    if state is not None and resume_from is not None:
+        trainer.load_state_dict(state, resume_from)
+        log.info("resumed from %s at step %d", resume_from, trainer.step)
     log.info(
         "run %s: loss=%s penalty=%s model=%s %s optimizer=%s on %s",
         run_dir,
@@ -189,11 +337,12 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float]:
         cfg.optimizer.name,
         device,
     )
-    logger = RunLogger(run_dir)
+    # purge_step hides events a killed run logged after the checkpoint it resumes from
+    logger = RunLogger(run_dir, purge_step=trainer.step + 1 if state is not None else None)
     metrics: dict[str, Any] = {}
     success = False
     try:
-        logger.start_hparams(flatten_config(cfg), HPARAM_METRICS)
+        logger.start_hparams(flatten_config(cfg), HPARAM_METRICS, resumed=state is not None)
         metrics = trainer.run(logger)
         save_image(trainer.preview(), run_dir / "samples.png")
         success = True

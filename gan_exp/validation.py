@@ -1,0 +1,107 @@
+"""Every numeric config value checked before training, with the key, the value and the rule.
+
+One table for all groups: a rule applies wherever its key exists in the composed config (e.g.
+`penalty.lam` only when the penalty has one). Choices among names (`model.d_norm`,
+`penalty.perturbation`, ...) are checked by the builders that know them, and unknown group
+options by Hydra, which lists the available ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from gan_exp.errors import ConfigError
+
+_MISSING = object()
+
+
+def _int(low: int) -> tuple[Callable[[Any], bool], str]:
+    return (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low,
+        f"an integer >= {low}",
+    )
+
+
+def _num(low: float, strict: bool) -> tuple[Callable[[Any], bool], str]:
+    def ok(v: Any) -> bool:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return False
+        return v > low if strict else v >= low
+
+    return ok, f"a number {'>' if strict else '>='} {low:g}"
+
+
+def _optional(rule: tuple[Callable[[Any], bool], str]) -> tuple[Callable[[Any], bool], str]:
+    check, text = rule
+    return (lambda v: v is None or check(v)), f"null or {text}"
+
+
+def _betas(v: Any) -> bool:
+    return (
+        isinstance(v, (list, tuple, ListConfig))
+        and len(v) == 2
+        and all(_num(0, False)[0](b) and b < 1 for b in v)
+    )
+
+
+def _widths(v: Any) -> bool:
+    items = v if isinstance(v, (list, tuple, ListConfig)) else [v]
+    return len(items) > 0 and all(_int(1)[0](w) for w in items)
+
+
+RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "seed": _int(0),
+    "train.steps": _int(1),
+    "train.n_critic": _int(1),
+    # BatchNorm generators, the pulling-away term and per-batch statistics need pairs
+    "train.batch_size": _int(2),
+    "log.every": _int(1),
+    "log.sample_every": _int(1),
+    "log.n_samples": _optional(_int(1)),
+    "checkpoint.every": _int(1),
+    "checkpoint.keep": _int(1),
+    "divergence.max_critic": _optional(_num(0, True)),
+    "optimizer.lr_g": _num(0, True),
+    "optimizer.lr_d": _num(0, True),
+    "optimizer.betas": (_betas, "two numbers in [0, 1), e.g. [0.5, 0.999]"),
+    "optimizer.weight_decay": _num(0, False),
+    "optimizer.momentum": _num(0, False),
+    "optimizer.alpha": (lambda v: _num(0, True)[0](v) and v < 1, "a number in (0, 1)"),
+    "penalty.lam": _num(0, False),
+    "penalty.k": _num(0, False),
+    "penalty.c": _num(0, True),
+    "penalty.gamma": _num(0, False),
+    "loss.lam": _num(0, False),
+    "loss.scale": _num(0, False),
+    "loss.margin": _optional(_num(0, True)),
+    "loss.lam_pt": _num(0, False),
+    "model.latent_dim": _int(1),
+    "model.g_hidden": (_widths, "a list of integers >= 1"),
+    "model.d_hidden": (_widths, "an integer >= 1 or a list of them"),
+    "model.g_width": _int(1),
+    "model.d_width": _int(1),
+    "model.embed_dim": _int(1),
+    "model.g_bn_eps": _num(0, True),
+    "model.g_bn_momentum": (lambda v: _num(0, False)[0](v) and v <= 1, "a number in [0, 1]"),
+    "dataset.size": _optional(_int(1)),
+    "dataset.image_size": _int(4),
+    "dataset.num_workers": _int(0),
+    "dataset.max_memory_mb": _num(0, False),
+    "dataset.std": _num(0, True),
+    "dataset.n_modes": _int(1),
+}
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first value that breaks its rule."""
+    for key, (check, text) in RULES.items():
+        value = OmegaConf.select(cfg, key, default=_MISSING)
+        if value is _MISSING:
+            continue
+        shown = OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
+        if not check(value):
+            raise ConfigError(f"{key}={shown!r} must be {text}")
