@@ -29,6 +29,8 @@ from tqdm import tqdm
 from gan_exp import checkpoint
 from gan_exp.components import Components, build_components, resolve_device, seed_everything
 from gan_exp.errors import ConfigError
+from gan_exp.metrics import Evaluator
+from gan_exp.metrics.tracker import MetricsTracker
 from gan_exp.tb import RunLogger, flatten_config
 
 log = logging.getLogger(__name__)
@@ -89,8 +91,17 @@ def check_finite(values: dict[str, float], step: int, max_critic: float | None) 
 
 
 class Trainer:
-    def __init__(self, cfg: DictConfig, run_dir: Path, parts: Components, device: torch.device):
+    def __init__(
+        self,
+        cfg: DictConfig,
+        run_dir: Path,
+        parts: Components,
+        device: torch.device,
+        evaluator: Evaluator | None = None,
+    ):
         self.cfg, self.run_dir, self.parts, self.device = cfg, run_dir, parts, device
+        self.evaluator = evaluator
+        self.tracker = MetricsTracker(run_dir / "metrics.json")
         self.G, self.D = parts.models.generator, parts.models.critic
         self.latent_dim = parts.models.latent_dim
         self.batches = parts.dataset.make_batches(cfg.train.batch_size, device)
@@ -239,6 +250,11 @@ class Trainer:
                     )
                 if self.step % cfg.log.sample_every == 0 or done:
                     logger.image("samples", self.preview(), self.step)
+                if self.evaluator is not None and (self.step % cfg.metrics.every == 0 or done):
+                    scores = self.evaluator(self.G, self.latent_dim)
+                    logger.scalars(self.step, scores)
+                    self.tracker.update(self.step, scores)
+                    last.update(scores)
                 saved = None
                 if self.step % cfg.checkpoint.every == 0 or done:
                     saved = self.checkpoint()
@@ -316,6 +332,18 @@ def train(cfg: DictConfig, run_dir: str | Path, overrides: Sequence[str] = ()) -
         return _train(cfg, run_dir, state, resume_from)
 
 
+def check_optimized_metric(cfg: DictConfig, evaluator: Evaluator | None) -> None:
+    key = cfg.get("optimized_metric")
+    if not key or key.startswith(("loss/", "critic/")):
+        return
+    names = evaluator.names if evaluator is not None else []
+    if key not in names:
+        raise ConfigError(
+            f"optimized_metric={key} is not computed by this run; available: "
+            f"{', '.join(names) or 'none (metrics.enabled=false)'}, or a loss/ or critic/ tag"
+        )
+
+
 def _train(
     cfg: DictConfig, run_dir: Path, state: dict[str, Any] | None, resume_from: Path | None
 ) -> dict[str, float]:
@@ -323,7 +351,9 @@ def _train(
     seed_everything(int(cfg.seed))
     parts = build_components(cfg, device)
     seed_everything(int(cfg.seed))  # the loop's randomness does not depend on how models were built
-    trainer = Trainer(cfg, run_dir, parts, device)
+    evaluator = Evaluator(cfg, parts.dataset, device) if cfg.metrics.enabled else None
+    check_optimized_metric(cfg, evaluator)
+    trainer = Trainer(cfg, run_dir, parts, device, evaluator)
     if state is not None and resume_from is not None:
         trainer.load_state_dict(state, resume_from)
         log.info("resumed from %s at step %d", resume_from, trainer.step)
@@ -342,7 +372,8 @@ def _train(
     metrics: dict[str, Any] = {}
     success = False
     try:
-        logger.start_hparams(flatten_config(cfg), HPARAM_METRICS, resumed=state is not None)
+        tags = HPARAM_METRICS + (evaluator.names if evaluator is not None else [])
+        logger.start_hparams(flatten_config(cfg), tags, resumed=state is not None)
         metrics = trainer.run(logger)
         save_image(trainer.preview(), run_dir / "samples.png")
         success = True

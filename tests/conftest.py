@@ -19,6 +19,10 @@ FAST = [
     "log.progress=false",
     "checkpoint.every=3",
     "dataset.size=256",
+    "metrics.n_samples=200",
+    "metrics.n_real=200",
+    "metrics.toy_samples=500",
+    "metrics.classifier.epochs=1",
 ]
 # Shrink the conv models so CPU tests stay in seconds.
 SMALL_EBGAN = ["model.g_width=16", "model.d_width=8"]
