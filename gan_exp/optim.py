@@ -14,6 +14,26 @@ from torch.optim import Optimizer
 
 from gan_exp.errors import ConfigError
 
+IMPLS = ("auto", "fused", "foreach", "for_loop")
+
+
+def _impl_kwargs(opt_cls: type[Optimizer], impl: str, device: torch.device) -> dict[str, bool]:
+    """`optimizer.impl`: auto = fused where this optimiser has a fused kernel, else foreach.
+
+    Fused and foreach run the same update with fewer kernel launches; results agree to
+    float rounding, not bit for bit, so a run keeps one implementation throughout.
+    """
+    if impl not in IMPLS:
+        raise ConfigError(f"optimizer.impl={impl!r} is not supported; allowed: {', '.join(IMPLS)}")
+    if impl == "for_loop":
+        return {"foreach": False}
+    if impl == "foreach":
+        return {"foreach": True}
+    fused_ok = opt_cls in (torch.optim.Adam, torch.optim.SGD) and device.type in ("cuda", "cpu")
+    if impl == "fused" and not fused_ok:
+        raise ConfigError(f"optimizer.impl=fused is not available for {opt_cls.__name__} here")
+    return {"fused": True} if fused_ok else {"foreach": True}
+
 
 def _pair(
     opt_cls: type[Optimizer],
@@ -21,12 +41,15 @@ def _pair(
     critic: nn.Module,
     lr_g: float,
     lr_d: float,
+    impl: str = "auto",
     **kwargs: object,
 ) -> tuple[Optimizer, Optimizer]:
     """One optimiser of `opt_cls` per network, same settings but their own learning rate."""
     for key, value in (("optimizer.lr_g", lr_g), ("optimizer.lr_d", lr_d)):
         if not value > 0:
             raise ConfigError(f"{key}={value} must be > 0")
+    device = next(generator.parameters()).device
+    kwargs = {**kwargs, **_impl_kwargs(opt_cls, impl, device)}
     return (
         opt_cls(generator.parameters(), lr=lr_g, **kwargs),
         opt_cls(critic.parameters(), lr=lr_d, **kwargs),
@@ -40,13 +63,14 @@ def adam(
     lr_d: float = 2e-4,
     betas: Sequence[float] = (0.5, 0.999),
     weight_decay: float = 0.0,
+    impl: str = "auto",
 ) -> tuple[Optimizer, Optimizer]:
     for i, beta in enumerate(betas):
         if not 0 <= beta < 1:
             raise ConfigError(f"optimizer.betas[{i}]={beta} must be in [0, 1)")
     b = (float(betas[0]), float(betas[1]))
     return _pair(
-        torch.optim.Adam, generator, critic, lr_g, lr_d, betas=b, weight_decay=weight_decay
+        torch.optim.Adam, generator, critic, lr_g, lr_d, impl, betas=b, weight_decay=weight_decay
     )
 
 
@@ -58,6 +82,7 @@ def rmsprop(
     alpha: float = 0.99,
     momentum: float = 0.0,
     weight_decay: float = 0.0,
+    impl: str = "auto",
 ) -> tuple[Optimizer, Optimizer]:
     return _pair(
         torch.optim.RMSprop,
@@ -65,6 +90,7 @@ def rmsprop(
         critic,
         lr_g,
         lr_d,
+        impl,
         alpha=alpha,
         momentum=momentum,
         weight_decay=weight_decay,
@@ -79,6 +105,7 @@ def sgd(
     momentum: float = 0.0,
     nesterov: bool = False,
     weight_decay: float = 0.0,
+    impl: str = "auto",
 ) -> tuple[Optimizer, Optimizer]:
     return _pair(
         torch.optim.SGD,
@@ -86,6 +113,7 @@ def sgd(
         critic,
         lr_g,
         lr_d,
+        impl,
         momentum=momentum,
         nesterov=nesterov,
         weight_decay=weight_decay,

@@ -4,6 +4,12 @@ A penalty is called once per critic step with `(critic, x_real, x_fake)` and ret
 added to the critic's loss; `after_d_step` is where hard constraints (weight clipping) act.
 They know nothing about the loss, so `loss=gan penalty=dragan` (the DRAGAN paper) and
 `loss=wgan penalty=gp` (WGAN-GP) are both just compositions.
+
+A gradient penalty is two pieces: `points(x_real, x_fake)`, where the critic's input gradient
+is taken, and `from_grad_norm(norms)`, the term from the per-sample gradient norms there.
+`__call__` joins them with a critic forward of its own; the trainer may instead run the
+points through the same critic forward as the real and fake batch (one forward, not three),
+which gives the same numbers when the critic has no batch-coupled layers.
 """
 
 from __future__ import annotations
@@ -17,16 +23,20 @@ from gan_exp.errors import ConfigError
 from gan_exp.models.base import Critic
 
 
-def input_grad_norm(critic: Critic, x: Tensor) -> Tensor:
-    """Per-sample L2 norm of dD/dx over all non-batch dims, differentiable for the D update.
+def grad_norm(score: Tensor, x: Tensor) -> Tensor:
+    """Per-sample L2 norm of d score / d x over all non-batch dims, kept differentiable.
 
     The batch sum of scores has, for each sample, exactly that sample's gradient (as long as
     the critic has no batch-coupled layers, which the trainer checks).
     """
-    x = x.detach().requires_grad_(True)
-    score = critic(x).score
     (grad,) = torch.autograd.grad(outputs=score.sum(), inputs=x, create_graph=True)
     return grad.reshape(grad.shape[0], -1).norm(2, dim=1)
+
+
+def input_grad_norm(critic: Critic, x: Tensor) -> Tensor:
+    """`grad_norm` of the critic's score at the points `x` (a forward of its own)."""
+    x = x.detach().requires_grad_(True)
+    return grad_norm(critic(x).score, x)
 
 
 class Penalty:
@@ -35,8 +45,18 @@ class Penalty:
     # True when the term uses per-sample input gradients (meaningless with BatchNorm critics).
     per_sample_gradients: ClassVar[bool] = False
 
-    def __call__(self, critic: Critic, x_real: Tensor, x_fake: Tensor) -> Tensor | None:
+    def points(self, x_real: Tensor, x_fake: Tensor) -> Tensor | None:
+        """Where the input gradient is taken; None for penalties that need none."""
         return None
+
+    def from_grad_norm(self, norms: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def __call__(self, critic: Critic, x_real: Tensor, x_fake: Tensor) -> Tensor | None:
+        points = self.points(x_real, x_fake)
+        if points is None:
+            return None
+        return self.from_grad_norm(input_grad_norm(critic, points))
 
     def after_d_step(self, critic: Critic) -> None:
         return None
@@ -56,8 +76,13 @@ class WeightClip(Penalty):
 
     @torch.no_grad()
     def after_d_step(self, critic: Critic) -> None:
-        for p in critic.parameters():
-            p.clamp_(-self.c, self.c)
+        params = list(critic.parameters())
+        if hasattr(torch, "_foreach_clamp_min_"):
+            torch._foreach_clamp_min_(params, -self.c)
+            torch._foreach_clamp_max_(params, self.c)
+        else:  # pragma: no cover - older torch
+            for p in params:
+                p.clamp_(-self.c, self.c)
 
 
 class GradientPenalty(Penalty):
@@ -72,11 +97,13 @@ class GradientPenalty(Penalty):
     def __init__(self, lam: float = 10.0, k: float = 1.0) -> None:
         self.lam, self.k = lam, k
 
-    def __call__(self, critic, x_real, x_fake):
+    def points(self, x_real, x_fake):
         shape = (x_real.shape[0],) + (1,) * (x_real.dim() - 1)
         eps = torch.rand(shape, device=x_real.device, dtype=x_real.dtype)
-        x_hat = eps * x_real + (1.0 - eps) * x_fake.detach()
-        return self.lam * (input_grad_norm(critic, x_hat) - self.k).pow(2).mean()
+        return eps * x_real.detach() + (1.0 - eps) * x_fake.detach()
+
+    def from_grad_norm(self, norms):
+        return self.lam * (norms - self.k).pow(2).mean()
 
 
 def _perturb_authors(x: Tensor, c: float) -> Tensor:
@@ -122,9 +149,11 @@ class DraganPenalty(Penalty):
         self.lam, self.k, self.c = lam, k, c
         self.perturb = PERTURBATIONS[perturbation]
 
-    def __call__(self, critic, x_real, x_fake):
-        x_p = self.perturb(x_real.detach(), self.c)
-        return self.lam * (input_grad_norm(critic, x_p) - self.k).pow(2).mean()
+    def points(self, x_real, x_fake):
+        return self.perturb(x_real.detach(), self.c)
+
+    def from_grad_norm(self, norms):
+        return self.lam * (norms - self.k).pow(2).mean()
 
 
 class RealGradPenalty(Penalty):
@@ -139,5 +168,8 @@ class RealGradPenalty(Penalty):
     def __init__(self, gamma: float = 1.0) -> None:
         self.gamma = gamma
 
-    def __call__(self, critic, x_real, x_fake):
-        return self.gamma * input_grad_norm(critic, x_real).pow(2).mean()
+    def points(self, x_real, x_fake):
+        return x_real.detach()
+
+    def from_grad_norm(self, norms):
+        return self.gamma * norms.pow(2).mean()

@@ -26,11 +26,13 @@ from torch import Tensor
 from torchvision.utils import save_image
 from tqdm import tqdm
 
-from gan_exp import checkpoint
+from gan_exp import checkpoint, speed
 from gan_exp.components import Components, build_components, resolve_device, seed_everything
 from gan_exp.errors import ConfigError
 from gan_exp.metrics import Evaluator
 from gan_exp.metrics.tracker import MetricsTracker
+from gan_exp.models.base import CriticOutput, split_output
+from gan_exp.penalties import grad_norm
 from gan_exp.tb import RunLogger, flatten_config
 
 log = logging.getLogger(__name__)
@@ -110,18 +112,57 @@ class Trainer:
         self.fixed_noise = torch.randn(n_preview, self.latent_dim, generator=noise_gen).to(device)
         self.meter = Meter()
         self.step = 0
+        t = cfg.train
+        self.batch_critic = speed.resolve_batch_critic(t.batch_critic, self.D)
+        amp = speed.resolve_amp(t.amp, parts.penalty.per_sample_gradients)
+        self.autocast = speed.autocast(device, amp)
+        self.channels_last = speed.resolve_channels_last(t.channels_last, device, self.G, self.D)
+        if self.channels_last:
+            self.G.to(memory_format=torch.channels_last)
+            self.D.to(memory_format=torch.channels_last)
+        # the step calls these; checkpoints and previews use the plain modules
+        self.G_step = speed.maybe_compile(self.G, t.compile)
+        self.D_step = speed.maybe_compile(
+            self.D, t.compile and not parts.penalty.per_sample_gradients
+        )
+        self.zero = torch.zeros((), device=device)
 
     def noise(self) -> Tensor:
         return torch.randn(self.cfg.train.batch_size, self.latent_dim, device=self.device)
 
+    def real_batch(self) -> Tensor:
+        x = self.batches.next_batch()
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def critic_outputs(
+        self, x_real: Tensor, x_fake: Tensor
+    ) -> tuple[CriticOutput, CriticOutput, Tensor | None]:
+        """Critic outputs on real and fake, and the penalty term (None without one)."""
+        penalty = self.parts.penalty
+        if not self.batch_critic:
+            with self.autocast():
+                real, fake = self.D_step(x_real), self.D_step(x_fake)
+            return real, fake, penalty(self.D_step, x_real, x_fake)
+        points = penalty.points(x_real, x_fake)
+        inputs = [x_real, x_fake]
+        if points is not None:
+            points = points.requires_grad_(True)
+            inputs.append(points)
+        with self.autocast():
+            outputs = split_output(self.D_step(torch.cat(inputs)), len(inputs))
+        term = None
+        if points is not None:
+            term = penalty.from_grad_norm(grad_norm(outputs[2].score, points))
+        return outputs[0], outputs[1], term
+
     def critic_step(self) -> None:
         p = self.parts
-        x_real = self.batches.next_batch()
-        with torch.no_grad():
-            x_fake = self.G(self.noise())
-        real, fake = self.D(x_real), self.D(x_fake)
-        d_loss = p.loss.d_loss(real, fake, x_real, x_fake)
-        penalty = p.penalty(self.D, x_real, x_fake)
+        x_real = self.real_batch()
+        with torch.no_grad(), self.autocast():
+            x_fake = self.G_step(self.noise())
+        real, fake, penalty = self.critic_outputs(x_real, x_fake)
+        with self.autocast():
+            d_loss = p.loss.d_loss(real, fake, x_real, x_fake)
         total = d_loss if penalty is None else d_loss + penalty
         p.opt_d.zero_grad(set_to_none=True)
         total.backward()
@@ -129,17 +170,16 @@ class Trainer:
         p.penalty.after_d_step(self.D)
         stats = p.loss.stats(real, fake)
         stats["loss/d"] = d_loss
-        stats["loss/penalty"] = (
-            penalty if penalty is not None else torch.zeros((), device=self.device)
-        )
+        stats["loss/penalty"] = penalty if penalty is not None else self.zero
         stats["loss/d_total"] = total
         self.meter.add(stats)
 
     def generator_step(self) -> None:
         p = self.parts
         self.D.requires_grad_(False)  # no critic weight gradients needed for G's update
-        x_fake = self.G(self.noise())
-        g_loss = p.loss.g_loss(self.D(x_fake), x_fake)
+        with self.autocast():
+            x_fake = self.G_step(self.noise())
+            g_loss = p.loss.g_loss(self.D_step(x_fake), x_fake)
         p.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         p.opt_g.step()

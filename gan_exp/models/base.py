@@ -21,6 +21,14 @@ class CriticOutput:
     embedding: Tensor | None = None
 
 
+def split_output(out: CriticOutput, parts: int) -> list[CriticOutput]:
+    """Undo a batched forward over `parts` equal-sized batches."""
+    scores = out.score.chunk(parts)
+    if out.embedding is None:
+        return [CriticOutput(s) for s in scores]
+    return [CriticOutput(s, e) for s, e in zip(scores, out.embedding.chunk(parts), strict=True)]
+
+
 class Critic(nn.Module):
     """Base class: subclasses implement `forward(x) -> CriticOutput`."""
 
