@@ -1,8 +1,9 @@
 """Execution choices that change speed, never the maths: the `train.*` speed settings.
 
-- `batch_critic`: one critic forward over [real; fake; penalty points] instead of three. Only
-  valid when no layer mixes samples (BatchNorm does) and no layer updates state per forward
-  (spectral norm's power iteration would run once instead of three times), so `auto` checks.
+- `batch_critic`: one critic forward over [real; fake] instead of two. Only valid when no layer
+  mixes samples (BatchNorm does) and no layer updates state per forward (spectral norm's power
+  iteration would run once instead of twice). `auto` batches on CUDA, where it halves the
+  kernel launches; on a CPU one forward of 2N rows costs the same as two of N (measured).
 - `compile`: torch.compile for the generator, and for the critic unless a gradient penalty
   needs its double backward (which compiled graphs do not support).
 - `amp`: bf16 autocast for the adversarial forwards, refused with gradient penalties (their
@@ -31,9 +32,9 @@ def critic_is_batchable(critic: nn.Module) -> bool:
     return not has_batchnorm(critic) and not stateful
 
 
-def resolve_batch_critic(setting: Any, critic: nn.Module) -> bool:
+def resolve_batch_critic(setting: Any, critic: nn.Module, device: torch.device) -> bool:
     if setting == "auto":
-        return critic_is_batchable(critic)
+        return device.type == "cuda" and critic_is_batchable(critic)
     if setting is True and has_batchnorm(critic):
         raise ConfigError(
             "train.batch_critic=true with a BatchNorm critic would mix real and fake batch "

@@ -1,0 +1,418 @@
+#!/usr/bin/env python
+"""Training-step throughput of gan_exp's loop against a naive loop of the same maths.
+
+Prints, per variant and model on MNIST-shaped data (the built-in digits, 1x28x28):
+generator steps/s, real samples/s, peak memory, for
+  - naive:   the seeds' way: a DataLoader applying PIL -> tensor transforms per sample,
+             separate critic forwards for real, fake and penalty points, default optimisers,
+             a .item() host sync every step;
+  - bare:    this project's step functions with no logging at all;
+  - project: this project's full loop (trainer.run) with logging at the default intervals;
+and the ratio project / naive. Then throughput against batch size, memory over a long run,
+and the cost of logging and evaluation at their default intervals.
+
+    python scripts/benchmark.py                 # the full set (about 10 minutes on 2 CPU cores)
+    python scripts/benchmark.py --quick         # a smoke run in seconds
+    python scripts/benchmark.py --device cuda --steps 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+from gan_exp.components import build, build_components, resolve_device, seed_everything
+from gan_exp.data.base import GANDataset
+from gan_exp.metrics import Evaluator
+from gan_exp.tb import RunLogger
+from gan_exp.trainer import Trainer
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+# (variant, model, extra overrides)
+CASES = [
+    ("wgan_gp", "mlp", []),
+    ("wgan", "mlp", []),
+    ("dragan", "mlp", []),
+    ("ebgan", "ebgan", []),
+    ("wgan_gp", "dcgan", []),
+    ("dragan", "dcgan", []),
+]
+
+
+def config(overrides: list[str]) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="train", overrides=overrides)
+
+
+# ---------------------------------------------------------------- memory
+def reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM, the peak resident set size
+
+
+def peak_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return _proc_status("VmHWM")
+
+
+def rss_mb() -> float:
+    return _proc_status("VmRSS")
+
+
+def _proc_status(key: str) -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+# ---------------------------------------------------------------- the naive reference loop
+class PILImages(Dataset):
+    """The dataset as the seeds see it: one PIL image per item, transformed per sample."""
+
+    def __init__(self, dataset: GANDataset) -> None:
+        self.images = dataset.data[:, 0].numpy()
+        self.transform = transforms.Compose(
+            [transforms.ToTensor(), transforms.Normalize([0.5], [0.5])]
+        )
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[i])), 0
+
+
+def naive_loop(cfg: DictConfig, dataset: GANDataset, device: torch.device, steps: int) -> float:
+    """Seconds for `steps` generator steps written the seeds' way (same losses and penalty)."""
+    seed_everything(0)
+    models = build(cfg.model, data=dataset.spec)
+    G, D = models.generator.to(device), models.critic.to(device)
+    loss, penalty = build(cfg.loss), build(cfg.penalty)
+    o = cfg.optimizer
+    if o.name.startswith("adam"):
+        opt_g = torch.optim.Adam(G.parameters(), lr=o.lr_g, betas=tuple(o.betas))
+        opt_d = torch.optim.Adam(D.parameters(), lr=o.lr_d, betas=tuple(o.betas))
+    else:
+        opt_g = torch.optim.RMSprop(G.parameters(), lr=o.lr_g)
+        opt_d = torch.optim.RMSprop(D.parameters(), lr=o.lr_d)
+    bs, n_critic = cfg.train.batch_size, cfg.train.n_critic
+    loader = DataLoader(PILImages(dataset), batch_size=bs, shuffle=True, drop_last=True)
+    it = iter(loader)
+
+    def real_batch():
+        nonlocal it
+        try:
+            x, _ = next(it)
+        except StopIteration:
+            it = iter(loader)
+            x, _ = next(it)
+        return x.to(device)
+
+    latent = models.latent_dim
+    start = time.perf_counter()
+    for _ in range(steps):
+        for _ in range(n_critic):
+            x = real_batch()
+            z = torch.randn(bs, latent, device=device)
+            fake = G(z).detach()
+            d_loss = loss.d_loss(D(x), D(fake), x, fake)  # two forwards
+            term = penalty(D, x, fake)  # a third forward for the penalty points
+            if term is not None:
+                d_loss = d_loss + term
+            opt_d.zero_grad()
+            d_loss.backward()
+            opt_d.step()
+            penalty.after_d_step(D)
+            d_loss.item()  # the seeds' per-step sync (tqdm postfix / running sums)
+        z = torch.randn(bs, latent, device=device)
+        fake = G(z)
+        g_loss = loss.g_loss(D(fake), fake)
+        opt_g.zero_grad()
+        g_loss.backward()
+        opt_g.step()
+        g_loss.item()
+    sync(device)
+    return time.perf_counter() - start
+
+
+# ---------------------------------------------------------------- the project's loop
+def make_trainer(cfg: DictConfig, dataset: GANDataset, device: torch.device, run_dir: Path):
+    seed_everything(0)
+    parts = build_components(cfg, device, dataset=dataset)
+    seed_everything(0)
+    return Trainer(cfg, run_dir, parts, device)
+
+
+def bare_loop(cfg: DictConfig, dataset: GANDataset, device: torch.device, steps: int) -> float:
+    """The project's step functions, nothing else: no meter, logging, previews or checkpoints."""
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = make_trainer(cfg, dataset, device, Path(tmp))
+        trainer.meter.add = lambda values: None  # type: ignore[method-assign]
+        start = time.perf_counter()
+        for _ in range(steps):
+            for _ in range(cfg.train.n_critic):
+                trainer.critic_step()
+            trainer.generator_step()
+        sync(device)
+        return time.perf_counter() - start
+
+
+def project_loop(cfg: DictConfig, dataset: GANDataset, device: torch.device, steps: int) -> float:
+    """trainer.run: the full loop with scalars, samples and the final checkpoint."""
+    cfg.train.steps = steps
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = make_trainer(cfg, dataset, device, Path(tmp))
+        logger = RunLogger(Path(tmp))
+        start = time.perf_counter()
+        trainer.run(logger)
+        sync(device)
+        elapsed = time.perf_counter() - start
+        logger.close()
+    return elapsed
+
+
+# ---------------------------------------------------------------- report
+def row(cells: list[str], widths: list[int]) -> str:
+    return "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    lines = [row(header, widths), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines += [row(r, widths) for r in rows]
+    return "\n".join(lines)
+
+
+def measure(fn, cfg, dataset, device, steps) -> tuple[float, float]:
+    reset_peak(device)
+    seconds = fn(cfg, dataset, device, steps)
+    return steps / seconds, peak_mb(device)
+
+
+def compare(cfg, dataset, device, steps, repeats) -> dict[str, tuple[float, float]]:
+    """Best of `repeats` interleaved runs of each loop, so machine drift hits all alike."""
+    loops = {"naive": naive_loop, "bare": bare_loop, "project": project_loop}
+    best: dict[str, tuple[float, float]] = {}
+    for _ in range(repeats):
+        for name, fn in loops.items():
+            sps, mb = measure(fn, copy.deepcopy(cfg), dataset, device, steps)
+            if name not in best or sps > best[name][0]:
+                best[name] = (sps, mb)
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--steps", type=int, default=100, help="generator steps per measurement")
+    p.add_argument("--mlp-only", action="store_true", help="skip the conv models")
+    p.add_argument("--batch-sizes", default="64,128,256,512,1024")
+    p.add_argument("--long-steps", type=int, default=2000, help="steps for the memory check")
+    p.add_argument("--repeats", type=int, default=2, help="interleaved repeats (best is kept)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes: checks the script runs")
+    args = p.parse_args(argv)
+    device = resolve_device(args.device)
+    steps, long_steps = args.steps, args.long_steps
+    size = 60000
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    cases = [c for c in CASES if not (args.mlp_only and c[1] == "dcgan")]
+    if args.quick:
+        steps, long_steps, size, batch_sizes = 3, 20, 2048, [64, 128]
+        args.repeats = 1
+        cases = [c for c in cases if c[1] == "mlp"][:2]
+    common = [
+        f"device={device}",
+        "log.progress=false",
+        "metrics.enabled=false",
+        f"dataset.size={size}",
+    ]
+    if args.quick:
+        common.append("dataset.cache_dir=null")
+    torch.set_num_threads(torch.get_num_threads())
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = platform.processor() or platform.machine()
+    print(
+        f"# gan_exp benchmark: torch {torch.__version__}, device {device} ({name}), "
+        f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} threads, batch 64, {steps} steps\n"
+    )
+    dataset = build(config(common).dataset)
+
+    rows = []
+    for variant, model, extra in cases:
+        cfg = config([*common, f"loss={variant}", f"model={model}", *extra])
+        got = compare(cfg, dataset, device, steps, args.repeats)
+        (naive_sps, naive_mb), (bare_sps, _), (proj_sps, proj_mb) = (
+            got["naive"],
+            got["bare"],
+            got["project"],
+        )
+        n = cfg.train.batch_size * cfg.train.n_critic
+        rows.append(
+            [
+                variant,
+                model,
+                str(cfg.train.n_critic),
+                f"{naive_sps:.1f}",
+                f"{bare_sps:.1f}",
+                f"{proj_sps:.1f}",
+                f"{proj_sps * n:.0f}",
+                f"{naive_mb:.0f}",
+                f"{proj_mb:.0f}",
+                f"{proj_sps / naive_sps:.2f}x",
+                f"{100 * (1 - proj_sps / bare_sps):+.1f}%",
+            ]
+        )
+        print(f"  measured {variant}/{model}", file=sys.stderr, flush=True)
+    print(f"## Generator steps per second, best of {args.repeats} interleaved runs\n")
+    print(
+        table(
+            [
+                "variant",
+                "model",
+                "n_critic",
+                "naive",
+                "bare",
+                "project",
+                "samples/s",
+                "naive MB",
+                "project MB",
+                "project/naive",
+                "cost vs bare",
+            ],
+            rows,
+        )
+    )
+
+    print("\n## WGAN-GP MLP throughput against batch size (project loop)\n")
+    rows = []
+    for bs in batch_sizes:
+        cfg = config([*common, "loss=wgan_gp", f"train.batch_size={bs}"])
+        sps, mb = measure(project_loop, cfg, dataset, device, steps)
+        naive, _ = measure(naive_loop, cfg, dataset, device, max(steps // 4, 2))
+        rows.append(
+            [
+                str(bs),
+                f"{sps:.1f}",
+                f"{sps * bs * cfg.train.n_critic:.0f}",
+                f"{naive * bs * cfg.train.n_critic:.0f}",
+                f"{mb:.0f}",
+            ]
+        )
+    print(table(["batch", "G steps/s", "samples/s", "naive samples/s", "peak MB"], rows))
+
+    print(f"\n## Memory over a long run (WGAN-GP MLP, {long_steps} steps, project loop)\n")
+    cfg = config([*common, "loss=wgan_gp", f"train.steps={long_steps}"])
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = make_trainer(cfg, dataset, device, Path(tmp))
+        logger = RunLogger(Path(tmp))
+        marks = []
+        every = max(long_steps // 8, 1)
+        original = trainer.generator_step
+
+        def step_and_sample() -> None:
+            original()
+            if (trainer.step + 1) % every == 0:
+                alloc = (
+                    torch.cuda.memory_allocated(device) / 2**20
+                    if device.type == "cuda"
+                    else rss_mb()
+                )
+                marks.append((trainer.step + 1, alloc))
+
+        trainer.generator_step = step_and_sample  # type: ignore[method-assign]
+        trainer.run(logger)
+        logger.close()
+    what = "allocated MB" if device.type == "cuda" else "RSS MB"
+    print(table(["step", what], [[str(s), f"{m:.1f}"] for s, m in marks]))
+    if len(marks) >= 2:
+        growth = marks[-1][1] - marks[len(marks) // 2][1]
+        print(f"\nsecond-half growth: {growth:+.1f} MB")
+
+    print("\n## Cost of logging and evaluation at the default intervals (WGAN-GP MLP)\n")
+    defaults = config([])
+    cfg_log = config([*common, "loss=wgan_gp"])
+    cfg_quiet = config([*common, "loss=wgan_gp", "log.every=1000000", "log.sample_every=1000000"])
+    n_log = max(steps, 2 * defaults.log.sample_every) if not args.quick else steps
+    t_log = project_loop(cfg_log, dataset, device, n_log)
+    t_quiet = project_loop(cfg_quiet, dataset, device, n_log)
+    log_pct = 100 * (t_log - t_quiet) / t_quiet
+    eval_cfg = config(
+        [
+            "loss=wgan_gp",
+            f"device={device}",
+            f"dataset.size={size}",
+            *(
+                [
+                    "dataset.cache_dir=null",
+                    "metrics.n_samples=200",
+                    "metrics.n_real=200",
+                    "metrics.classifier.epochs=1",
+                ]
+                if args.quick
+                else []
+            ),
+        ]
+    )
+    evaluator = Evaluator(eval_cfg, dataset, device)  # trains or loads the cached classifier
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = make_trainer(eval_cfg, dataset, device, Path(tmp))
+        start = time.perf_counter()
+        evaluator(trainer.G, trainer.latent_dim)
+        t_eval = time.perf_counter() - start
+    steps_per_sec = n_log / t_quiet
+    evals = defaults.train.steps // defaults.metrics.every
+    train_time = defaults.train.steps / steps_per_sec
+    print(
+        table(
+            ["what", "default interval", "cost"],
+            [
+                [
+                    "scalars + sample grid",
+                    f"every {defaults.log.every} / {defaults.log.sample_every} steps",
+                    f"{log_pct:+.1f}% of step time",
+                ],
+                [
+                    "one evaluation",
+                    f"every {defaults.metrics.every} steps",
+                    f"{t_eval:.2f} s = {100 * evals * t_eval / train_time:.1f}% of a "
+                    f"{defaults.train.steps}-step WGAN-GP run",
+                ],
+            ],
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Speed settings change how the step runs, never what it computes."""
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from gan_exp.components import build_components, resolve_device, seed_everything
+from gan_exp.errors import ConfigError
+from gan_exp.trainer import Trainer
+from tests.conftest import FAST, compose_cfg
+
+CPU = resolve_device("cpu")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def losses_after_steps(overrides: list[str], steps: int = 3) -> list[float]:
+    cfg = compose_cfg([*FAST, *overrides])
+    seed_everything(0)
+    parts = build_components(cfg, CPU)
+    seed_everything(0)
+    trainer = Trainer(cfg, Path(tempfile.mkdtemp()), parts, CPU)
+    out = []
+    for _ in range(steps):
+        trainer.critic_step()
+        trainer.generator_step()
+        out.append(trainer.meter.read())
+    return [v for d in out for k, v in sorted(d.items())]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["loss=wgan_gp"],
+        ["loss=dragan", "model=dcgan", "model.g_width=8", "model.d_width=8"],
+        ["loss=hinge", "penalty=real_grad"],
+        ["loss=ebgan", "model.d_norm=layer", "model.g_width=16", "model.d_width=8"],
+    ],
+)
+def test_one_critic_forward_for_real_and_fake_computes_the_same(extra):
+    joint = losses_after_steps([*extra, "train.batch_critic=true"])
+    separate = losses_after_steps([*extra, "train.batch_critic=false"])
+    assert joint == pytest.approx(separate, rel=1e-4, abs=1e-5)
+
+
+def test_optimizer_implementations_agree():
+    fused = losses_after_steps(["loss=wgan_gp", "optimizer.impl=fused"])
+    loop = losses_after_steps(["loss=wgan_gp", "optimizer.impl=for_loop"])
+    assert fused == pytest.approx(loop, rel=1e-4, abs=1e-5)
+
+
+def test_unsafe_speed_settings_are_refused():
+    with pytest.raises(ConfigError, match="train.amp=bf16 with a gradient penalty is refused"):
+        losses_after_steps(["loss=wgan_gp", "train.amp=bf16"], 1)
+    with pytest.raises(ConfigError, match="train.batch_critic=true with a BatchNorm critic"):
+        losses_after_steps(["loss=ebgan", "train.batch_critic=true", "model.g_width=16"], 1)
+    with pytest.raises(ConfigError, match="optimizer.impl='fast'"):
+        losses_after_steps(["optimizer.impl=fast"], 1)
+
+
+def test_bf16_autocast_runs_without_a_penalty():
+    values = losses_after_steps(["loss=hinge", "train.amp=bf16"], 2)
+    assert all(v == v for v in values)  # no NaN
+
+
+def test_benchmark_script_runs(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--quick", "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**__import__("os").environ, "GAN_EXP_DATA": str(tmp_path)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    for heading in [
+        "Generator steps per second",
+        "against batch size",
+        "Memory over a long run",
+        "Cost of logging and evaluation",
+    ]:
+        assert heading in proc.stdout
+    assert "project/naive" in proc.stdout
