@@ -185,6 +185,37 @@ def _root(root: str | None, name: str) -> Path:
     return Path(os.path.expanduser(str(root))).resolve()
 
 
+def _from_arrays(
+    name: str,
+    folder: Path,
+    expected: str,
+    download: bool,
+    open_fn: Callable[[], Any],
+    array_of: Callable[[Any], Tensor],
+    image_size: int,
+    channels: int,
+    in_memory: Any,
+    max_memory_mb: float,
+    num_workers: int,
+    size: int | None,
+) -> GANDataset:
+    """A torchvision dataset that holds its images as one array (`.data`) and `.targets`."""
+    ds = _open(name, folder, expected, download, open_fn)
+    ds.transform = pil_to_uint8(image_size, channels)
+    shape = (channels, image_size, image_size)
+    return _finish(
+        name,
+        ds,
+        torch.as_tensor(ds.targets),
+        shape,
+        in_memory,
+        max_memory_mb,
+        num_workers,
+        size,
+        array=lambda: array_of(ds),
+    )
+
+
 def _mnist_like(
     cls: type[datasets.MNIST],
     name: str,
@@ -205,20 +236,19 @@ def _mnist_like(
         "t10k-labels-idx1-ubyte (uncompressed IDX files; their .gz archives also work with "
         "dataset.download=true)"
     )
-    ds = _open(
-        name, folder, expected, download, lambda: cls(str(base), train=True, download=download)
-    )
-    ds.transform = pil_to_uint8(image_size, channels)
-    return _finish(
+    return _from_arrays(
         name,
-        ds,
-        torch.as_tensor(ds.targets),
-        (channels, image_size, image_size),
+        folder,
+        expected,
+        download,
+        lambda: cls(str(base), train=True, download=download),
+        lambda ds: ds.data.unsqueeze(1),
+        image_size,
+        channels,
         in_memory,
         max_memory_mb,
         num_workers,
         size,
-        array=lambda: ds.data.unsqueeze(1),
     )
 
 
@@ -286,20 +316,19 @@ def cifar10(
         )
     folder = base / datasets.CIFAR10.base_folder
     expected = "data_batch_1 ... data_batch_5, test_batch and batches.meta (python pickles)"
-    ds = _open(
-        name, folder, expected, download, lambda: cls(str(base), train=True, download=download)
-    )
-    ds.transform = pil_to_uint8(image_size, channels)
-    return _finish(
+    return _from_arrays(
         name,
-        ds,
-        torch.as_tensor(ds.targets),
-        (channels, image_size, image_size),
+        folder,
+        expected,
+        download,
+        lambda: cls(str(base), train=True, download=download),
+        lambda ds: torch.from_numpy(ds.data).permute(0, 3, 1, 2),
+        image_size,
+        channels,
         in_memory,
         max_memory_mb,
         num_workers,
         size,
-        array=lambda: torch.from_numpy(ds.data).permute(0, 3, 1, 2),
     )
 
 
