@@ -6,10 +6,10 @@ They know nothing about the loss, so `loss=gan penalty=dragan` (the DRAGAN paper
 `loss=wgan penalty=gp` (WGAN-GP) are both just compositions.
 
 A gradient penalty is two pieces: `points(x_real, x_fake)`, where the critic's input gradient
-is taken, and `from_grad_norm(norms)`, the term from the per-sample gradient norms there.
-`__call__` joins them with a critic forward of its own; the trainer may instead run the
-points through the same critic forward as the real and fake batch (one forward, not three),
-which gives the same numbers when the critic has no batch-coupled layers.
+is taken, and `from_grad_norm(norms)`, the term from the per-sample gradient norms there;
+`__call__` joins them with a critic forward of its own. (Sending the points through the same
+forward as the real and fake batch measured 27% slower on a CPU: the input-gradient backward
+then also runs over the real and fake rows.)
 """
 
 from __future__ import annotations
