@@ -23,20 +23,15 @@ from gan_exp.errors import ConfigError
 from gan_exp.models.base import Critic
 
 
-def grad_norm(score: Tensor, x: Tensor) -> Tensor:
-    """Per-sample L2 norm of d score / d x over all non-batch dims, kept differentiable.
+def input_grad_norm(critic: Critic, x: Tensor) -> Tensor:
+    """Per-sample L2 norm of dD/dx at the points `x` over all non-batch dims, differentiable.
 
     The batch sum of scores has, for each sample, exactly that sample's gradient (as long as
     the critic has no batch-coupled layers, which the trainer checks).
     """
-    (grad,) = torch.autograd.grad(outputs=score.sum(), inputs=x, create_graph=True)
-    return grad.reshape(grad.shape[0], -1).norm(2, dim=1)
-
-
-def input_grad_norm(critic: Critic, x: Tensor) -> Tensor:
-    """`grad_norm` of the critic's score at the points `x` (a forward of its own)."""
     x = x.detach().requires_grad_(True)
-    return grad_norm(critic(x).score, x)
+    (grad,) = torch.autograd.grad(outputs=critic(x).score.sum(), inputs=x, create_graph=True)
+    return grad.reshape(grad.shape[0], -1).norm(2, dim=1)
 
 
 class Penalty:

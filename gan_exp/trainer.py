@@ -66,15 +66,20 @@ class Meter:
             self.sums[tag] = self.sums[tag] + value if tag in self.sums else value.clone()
             self.counts[tag] += 1
 
-    def read(self) -> dict[str, float]:
-        """Means since the last read: one device-to-host copy for all tags."""
+    def peek(self) -> dict[str, float]:
+        """Means since the last read, left in place: one device-to-host copy for all tags."""
         if not self.sums:
             return {}
         tags = list(self.sums)
         means = torch.stack([self.sums[t] / self.counts[t] for t in tags]).float().cpu().tolist()
+        return dict(zip(tags, means, strict=True))
+
+    def read(self) -> dict[str, float]:
+        """Means since the last read, then start a new interval."""
+        means = self.peek()
         self.sums.clear()
         self.counts.clear()
-        return dict(zip(tags, means, strict=True))
+        return means
 
 
 def check_finite(values: dict[str, float], step: int, max_critic: float | None) -> None:
@@ -222,11 +227,17 @@ class Trainer:
         self.step = int(state["step"])
 
     def checkpoint(self) -> Path:
-        """Check the pending scalars and weights are finite (one sync), then save atomically."""
-        pending = {t: (v / self.meter.counts[t]).item() for t, v in self.meter.sums.items()}
-        check_finite(pending, self.step, self.cfg.divergence.max_critic)
-        for name, net in (("generator", self.G), ("critic", self.D)):
-            if not all(torch.isfinite(p).all() for p in net.parameters()):
+        """Check the pending scalars and weights are finite (two syncs), then save atomically."""
+        check_finite(self.meter.peek(), self.step, self.cfg.divergence.max_critic)
+        nets = {"generator": self.G, "critic": self.D}
+        finite = torch.stack(
+            [
+                torch.stack([torch.isfinite(p).all() for p in net.parameters()]).all()
+                for net in nets.values()
+            ]
+        ).tolist()
+        for name, ok in zip(nets, finite, strict=True):
+            if not ok:
                 raise TrainingDiverged(f"non-finite {name} weights at step {self.step}")
         return checkpoint.save(self.state_dict(), self.run_dir, self.cfg.checkpoint.keep)
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from gan_exp.errors import ConfigError
+
 
 @dataclass
 class CriticOutput:
@@ -90,8 +92,6 @@ D_NORMS = ("none", "batch", "layer", "spectral")
 
 def check_choice(option: str, value: str, allowed: tuple[str, ...]) -> None:
     """Reject an unknown string option with the option's name and the allowed values."""
-    from gan_exp.errors import ConfigError
-
     if value not in allowed:
         raise ConfigError(f"{option}={value!r} is not supported; allowed: {', '.join(allowed)}")
 
