@@ -2,18 +2,25 @@
 
 - `batch_critic`: one critic forward over [real; fake] instead of two. Only valid when no layer
   mixes samples (BatchNorm does) and no layer updates state per forward (spectral norm's power
-  iteration would run once instead of twice). `auto` batches on CUDA, where it halves the
-  kernel launches; on a CPU one forward of 2N rows costs the same as two of N (measured).
+  iteration would run once instead of twice). `auto` batches wherever that is valid: on CUDA it
+  halves the kernel launches; on a CPU each weight gradient becomes one product instead of two
+  plus an add (a WGAN-GP MLP step measured about 5% faster).
 - `compile`: torch.compile for the generator, and for the critic unless a gradient penalty
   needs its double backward (which compiled graphs do not support).
 - `amp`: bf16 autocast for the adversarial forwards, refused with gradient penalties (their
   double backward in bf16 has not been shown to match float32).
 - `channels_last`: NHWC memory layout for conv models on CUDA, where cuDNN is faster with it.
+- `malloc_tuning`: keep freed host memory for reuse (glibc's `mallopt`). By default glibc hands
+  every freed block over 128 KB-32 MB back to the kernel, so each step's activations and
+  gradients arrive as fresh pages: 600-3,000 page faults (each zeroing a page) per WGAN-GP MLP
+  generator step on a CPU. The process keeps its peak heap instead (memory stays flat).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -32,9 +39,9 @@ def critic_is_batchable(critic: nn.Module) -> bool:
     return not has_batchnorm(critic) and not stateful
 
 
-def resolve_batch_critic(setting: Any, critic: nn.Module, device: torch.device) -> bool:
+def resolve_batch_critic(setting: Any, critic: nn.Module) -> bool:
     if setting == "auto":
-        return device.type == "cuda" and critic_is_batchable(critic)
+        return critic_is_batchable(critic)
     if setting is True and has_batchnorm(critic):
         raise ConfigError(
             "train.batch_critic=true with a BatchNorm critic would mix real and fake batch "
@@ -81,3 +88,21 @@ def resolve_channels_last(setting: Any, device: torch.device, *modules: nn.Modul
 def maybe_compile(module: nn.Module, enabled: bool) -> nn.Module:
     """The module to call in the training step (its state stays in the original)."""
     return torch.compile(module) if enabled else module
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
+_MMAP_THRESHOLD_MAX = 32 * 2**20  # glibc's ceiling on 64-bit: blocks above it still use mmap
+
+
+def tune_malloc(enabled: bool) -> bool:
+    """Apply `train.malloc_tuning` to this process; True when glibc accepted it."""
+    if not enabled or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl, ...): nothing to tune
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, 2**30)
+    )

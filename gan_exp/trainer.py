@@ -117,7 +117,8 @@ class Trainer:
         self.meter = Meter()
         self.step = 0
         t = cfg.train
-        self.batch_critic = speed.resolve_batch_critic(t.batch_critic, self.D, device)
+        self.batch_critic = speed.resolve_batch_critic(t.batch_critic, self.D)
+        speed.tune_malloc(t.malloc_tuning)
         amp = speed.resolve_amp(t.amp, parts.penalty.per_sample_gradients)
         self.autocast = speed.autocast(device, amp)
         self.channels_last = speed.resolve_channels_last(t.channels_last, device, self.G, self.D)

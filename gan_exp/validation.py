@@ -40,6 +40,9 @@ def _optional(rule: tuple[Callable[[Any], bool], str]) -> tuple[Callable[[Any], 
     return (lambda v: v is None or check(v)), f"null or {text}"
 
 
+_BOOL = (lambda v: isinstance(v, bool), "true or false")
+
+
 def _betas(v: Any) -> bool:
     return (
         isinstance(v, (list, tuple, ListConfig))
@@ -59,6 +62,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.n_critic": _int(1),
     # BatchNorm generators, the pulling-away term and per-batch statistics need pairs
     "train.batch_size": _int(2),
+    "train.compile": _BOOL,
+    "train.malloc_tuning": _BOOL,
     "log.every": _int(1),
     "log.sample_every": _int(1),
     "log.n_samples": _optional(_int(1)),

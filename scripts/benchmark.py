@@ -3,13 +3,14 @@
 
 Prints, per variant and model on MNIST-shaped data (the built-in digits, 1x28x28):
 generator steps/s, real samples/s, peak memory, for
-  - naive:   the seeds' way: a DataLoader applying PIL -> tensor transforms per sample,
-             separate critic forwards for real, fake and penalty points, default optimisers,
-             a .item() host sync every step;
+  - naive:   the seeds' way: a DataLoader applying seed 003's PIL transforms per sample,
+             separate critic forwards for real, fake and penalty points, torch's own
+             activations, default optimisers, a .item() host sync every step;
   - bare:    this project's step functions with no logging at all;
   - project: this project's full loop (trainer.run) with logging at the default intervals;
-and the ratio project / naive. Then throughput against batch size, memory over a long run,
-and the cost of logging and evaluation at their default intervals.
+and the ratio project / naive, each loop measured in a fresh process. Then throughput against
+batch size, memory over a long run, and the cost of logging and evaluation at their default
+intervals.
 
     python scripts/benchmark.py                 # the full set (about 10 minutes on 2 CPU cores)
     python scripts/benchmark.py --quick         # a smoke run in seconds
@@ -21,8 +22,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +40,7 @@ from torchvision import transforms
 from gan_exp.components import build, build_components, resolve_device, seed_everything
 from gan_exp.data.base import GANDataset
 from gan_exp.metrics import Evaluator
+from gan_exp.models.activations import stock_activations
 from gan_exp.tb import RunLogger
 from gan_exp.trainer import Trainer
 
@@ -98,8 +102,12 @@ class PILImages(Dataset):
 
     def __init__(self, dataset: GANDataset) -> None:
         self.images = dataset.data[:, 0].numpy()
-        self.transform = transforms.Compose(
-            [transforms.ToTensor(), transforms.Normalize([0.5], [0.5])]
+        self.transform = transforms.Compose(  # seed 003's pipeline, per sample
+            [
+                transforms.Resize(self.images.shape[-1]),
+                transforms.ToTensor(),
+                transforms.Normalize([0.5], [0.5]),
+            ]
         )
 
     def __len__(self) -> int:
@@ -115,7 +123,7 @@ def naive_loop(cfg: DictConfig, dataset: GANDataset, device: torch.device, steps
     """Seconds for `steps` generator steps written the seeds' way (same losses and penalty)."""
     seed_everything(0)
     models = build(cfg.model, data=dataset.spec)
-    G, D = models.generator.to(device), models.critic.to(device)
+    G, D = models.generator.to(device), stock_activations(models.critic).to(device)
     loss, penalty = build(cfg.loss), build(cfg.penalty)
     o = cfg.optimizer
     if o.name.startswith("adam"):
@@ -212,19 +220,49 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def measure(fn, cfg, dataset, device, steps) -> tuple[float, float]:
+LOOPS = {"naive": naive_loop, "bare": bare_loop, "project": project_loop}
+WARMUP_STEPS = 3
+
+
+def measure(loop: str, overrides: list[str], steps: int) -> tuple[float, float]:
+    """Generator steps/s and peak MB of one loop, in a fresh Python process.
+
+    A process of its own per measurement: the project's loop changes process-wide state (the
+    allocator's settings, `train.malloc_tuning`) that must not leak into the naive loop, and
+    each peak-memory figure is then that loop's alone. A few untimed steps come first so
+    one-time costs (thread pools, first allocations) are not counted.
+    """
+    job = json.dumps({"loop": loop, "overrides": overrides, "steps": steps})
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", job],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark worker for {loop} failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result["steps_per_sec"], result["peak_mb"]
+
+
+def worker(job: dict) -> None:
+    cfg = config(job["overrides"])
+    device = resolve_device(cfg.device)
+    dataset = build(cfg.dataset)
+    loop = LOOPS[job["loop"]]
+    loop(copy.deepcopy(cfg), dataset, device, WARMUP_STEPS)
     reset_peak(device)
-    seconds = fn(cfg, dataset, device, steps)
-    return steps / seconds, peak_mb(device)
+    seconds = loop(copy.deepcopy(cfg), dataset, device, job["steps"])
+    out = {"steps_per_sec": job["steps"] / seconds, "peak_mb": peak_mb(device)}
+    print(json.dumps(out), flush=True)
 
 
-def compare(cfg, dataset, device, steps, repeats) -> dict[str, tuple[float, float]]:
+def compare(overrides: list[str], steps: int, repeats: int) -> dict[str, tuple[float, float]]:
     """Best of `repeats` interleaved runs of each loop, so machine drift hits all alike."""
-    loops = {"naive": naive_loop, "bare": bare_loop, "project": project_loop}
     best: dict[str, tuple[float, float]] = {}
     for _ in range(repeats):
-        for name, fn in loops.items():
-            sps, mb = measure(fn, copy.deepcopy(cfg), dataset, device, steps)
+        for name in LOOPS:
+            sps, mb = measure(name, overrides, steps)
             if name not in best or sps > best[name][0]:
                 best[name] = (sps, mb)
     return best
@@ -235,20 +273,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--steps", type=int, default=100, help="generator steps per measurement")
     p.add_argument("--mlp-only", action="store_true", help="skip the conv models")
+    p.add_argument("--cases", default="", help="only these, e.g. wgan_gp/mlp,wgan/mlp")
+    p.add_argument("--main-only", action="store_true", help="only the first table")
     p.add_argument("--batch-sizes", default="64,128,256,512,1024")
     p.add_argument("--long-steps", type=int, default=2000, help="steps for the memory check")
     p.add_argument("--repeats", type=int, default=2, help="interleaved repeats (best is kept)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks the script runs")
+    p.add_argument("--worker", help=argparse.SUPPRESS)  # one measurement, in a child process
     args = p.parse_args(argv)
+    if args.worker:
+        worker(json.loads(args.worker))
+        return 0
     device = resolve_device(args.device)
     steps, long_steps = args.steps, args.long_steps
     size = 60000
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     cases = [c for c in CASES if not (args.mlp_only and c[1] == "dcgan")]
+    if args.cases:
+        chosen = args.cases.split(",")
+        cases = [c for c in cases if f"{c[0]}/{c[1]}" in chosen]
     if args.quick:
-        steps, long_steps, size, batch_sizes = 3, 20, 2048, [64, 128]
+        steps, long_steps, size, batch_sizes = 3, 20, 2048, [64]
         args.repeats = 1
-        cases = [c for c in cases if c[1] == "mlp"][:2]
+        cases = cases[:1]
     common = [
         f"device={device}",
         "log.progress=false",
@@ -264,14 +311,17 @@ def main(argv: list[str] | None = None) -> int:
         name = platform.processor() or platform.machine()
     print(
         f"# gan_exp benchmark: torch {torch.__version__}, device {device} ({name}), "
-        f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} threads, batch 64, {steps} steps\n"
+        f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} threads, batch 64\n"
     )
     dataset = build(config(common).dataset)
 
     rows = []
     for variant, model, extra in cases:
-        cfg = config([*common, f"loss={variant}", f"model={model}", *extra])
-        got = compare(cfg, dataset, device, steps, args.repeats)
+        overrides = [*common, f"loss={variant}", f"model={model}", *extra]
+        cfg = config(overrides)
+        # the conv models run 10-20x slower on a CPU: fewer steps, about the same seconds
+        case_steps = steps if model == "mlp" or device.type == "cuda" else max(steps // 5, 3)
+        got = compare(overrides, case_steps, args.repeats)
         (naive_sps, naive_mb), (bare_sps, _), (proj_sps, proj_mb) = (
             got["naive"],
             got["bare"],
@@ -283,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                 variant,
                 model,
                 str(cfg.train.n_critic),
+                str(case_steps),
                 f"{naive_sps:.1f}",
                 f"{bare_sps:.1f}",
                 f"{proj_sps:.1f}",
@@ -301,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
                 "variant",
                 "model",
                 "n_critic",
+                "steps",
                 "naive",
                 "bare",
                 "project",
@@ -314,12 +366,15 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
 
+    if args.main_only:
+        return 0
     print("\n## WGAN-GP MLP throughput against batch size (project loop)\n")
     rows = []
     for bs in batch_sizes:
-        cfg = config([*common, "loss=wgan_gp", f"train.batch_size={bs}"])
-        sps, mb = measure(project_loop, cfg, dataset, device, steps)
-        naive, _ = measure(naive_loop, cfg, dataset, device, max(steps // 4, 2))
+        overrides = [*common, "loss=wgan_gp", f"train.batch_size={bs}"]
+        cfg = config(overrides)
+        sps, mb = measure("project", overrides, steps)
+        naive, _ = measure("naive", overrides, max(steps // 4, 2))
         rows.append(
             [
                 str(bs),

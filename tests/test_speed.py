@@ -1,12 +1,16 @@
 """Speed settings change how the step runs, never what it computes."""
 
+import platform
+import resource
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+import torch
 
+from gan_exp import speed
 from gan_exp.components import build_components, resolve_device, seed_everything
 from gan_exp.errors import ConfigError
 from gan_exp.trainer import Trainer
@@ -43,6 +47,36 @@ def test_one_critic_forward_for_real_and_fake_computes_the_same(extra):
     joint = losses_after_steps([*extra, "train.batch_critic=true"])
     separate = losses_after_steps([*extra, "train.batch_critic=false"])
     assert joint == pytest.approx(separate, rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    "extra,batched",
+    [
+        (["loss=wgan_gp"], True),
+        (["loss=wgan_gp", "model.d_norm=spectral"], False),  # power iteration per forward
+        (["loss=gan", "model.d_norm=batch"], False),  # batch statistics mix real and fake
+    ],
+)
+def test_batch_critic_auto_batches_whenever_that_is_exact(extra, batched):
+    cfg = compose_cfg([*FAST, *extra])
+    parts = build_components(cfg, CPU)
+    assert Trainer(cfg, Path(tempfile.mkdtemp()), parts, CPU).batch_critic is batched
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc tuning is glibc's mallopt")
+def test_malloc_tuning_reuses_freed_memory_instead_of_faulting_it_in():
+    assert speed.tune_malloc(False) is False
+    assert speed.tune_malloc(True) is True
+    torch.empty(2**20).fill_(1.0)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(20):
+        torch.empty(2**20).fill_(1.0)  # 4 MB, every page written: 1,024 pages each if fresh
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 200
+
+
+def test_speed_switches_must_be_booleans():
+    with pytest.raises(ConfigError, match=r"train.malloc_tuning='yes' must be true or false"):
+        build_components(compose_cfg([*FAST, "train.malloc_tuning=yes"]), CPU)
 
 
 def test_optimizer_implementations_agree():

@@ -6,6 +6,7 @@ from torch import Tensor, nn
 
 from gan_exp.data.base import DataSpec
 from gan_exp.errors import ConfigError
+from gan_exp.models.activations import LeakyReLU
 from gan_exp.models.base import (
     D_NORMS,
     GANModels,
@@ -52,14 +53,14 @@ def dcgan_critic_net(channels: int, side: int, width: int, d_norm: str) -> nn.Se
     start, stages = _LAYOUT[side]
     layers: list[nn.Module] = [
         maybe_spectral(nn.Conv2d(channels, width, 4, 2, 1), d_norm),
-        nn.LeakyReLU(0.2, inplace=True),
+        LeakyReLU(0.2, inplace=True),
     ]
     c = width
     for _ in range(stages - 1):
         layers += [
             maybe_spectral(nn.Conv2d(c, c * 2, 4, 2, 1), d_norm),
             critic_norm_2d(d_norm, c * 2),
-            nn.LeakyReLU(0.2, inplace=True),
+            LeakyReLU(0.2, inplace=True),
         ]
         c *= 2
     layers += [nn.Flatten(), maybe_spectral(nn.Linear(c * start * start, 1), d_norm)]

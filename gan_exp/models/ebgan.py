@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from gan_exp.data.base import DataSpec
 from gan_exp.errors import ConfigError
+from gan_exp.models.activations import LeakyReLU, ReLU
 from gan_exp.models.base import (
     D_NORMS,
     Critic,
@@ -33,15 +34,15 @@ class ConvAutoencoderCritic(Critic):
         self.width, self.half = width, side // 2
         down_dim = width * self.half**2
         self.down = nn.Sequential(
-            maybe_spectral(nn.Conv2d(channels, width, 3, 2, 1), d_norm), nn.ReLU()
+            maybe_spectral(nn.Conv2d(channels, width, 3, 2, 1), d_norm), ReLU()
         )
         self.embed = maybe_spectral(nn.Linear(down_dim, embed_dim), d_norm)
         self.fc = nn.Sequential(
             critic_norm_1d(d_norm, embed_dim),
-            nn.ReLU(),
+            ReLU(),
             maybe_spectral(nn.Linear(embed_dim, down_dim), d_norm),
             critic_norm_1d(d_norm, down_dim),
-            nn.ReLU(),
+            ReLU(),
         )
         self.up = nn.Sequential(
             nn.Upsample(scale_factor=2),
@@ -65,15 +66,15 @@ class MLPAutoencoderCritic(Critic):
         super().__init__()
         self.encoder = nn.Sequential(
             maybe_spectral(nn.Linear(dim, hidden), d_norm),
-            nn.LeakyReLU(0.2),
+            LeakyReLU(0.2),
             maybe_spectral(nn.Linear(hidden, embed_dim), d_norm),
         )
         self.decoder = nn.Sequential(
             critic_norm_1d(d_norm, embed_dim),
-            nn.ReLU(),
+            ReLU(),
             maybe_spectral(nn.Linear(embed_dim, hidden), d_norm),
             critic_norm_1d(d_norm, hidden),
-            nn.ReLU(),
+            ReLU(),
             maybe_spectral(nn.Linear(hidden, dim), d_norm),
         )
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from gan_exp.data.base import DataSpec
+from gan_exp.models.activations import LeakyReLU
 from gan_exp.models.base import (
     D_NORMS,
     GANModels,
@@ -61,7 +62,7 @@ def mlp_critic_net(in_dim: int, hidden: Sequence[int], d_norm: str) -> nn.Sequen
         layers.append(maybe_spectral(nn.Linear(prev, width), d_norm))
         if i > 0:
             layers.append(critic_norm_1d(d_norm, width))
-        layers.append(nn.LeakyReLU(0.2, inplace=True))
+        layers.append(LeakyReLU(0.2, inplace=True))
         prev = width
     layers.append(maybe_spectral(nn.Linear(prev, 1), d_norm))
     return nn.Sequential(*layers)
