@@ -9,6 +9,12 @@
   needs its double backward (which compiled graphs do not support).
 - `amp`: bf16 autocast for the adversarial forwards, refused with gradient penalties (their
   double backward in bf16 has not been shown to match float32).
+- `batch_fakes`: the n_critic fake batches of one critic phase from one generator forward of
+  n_critic x B rows. G does not change during the critic phase, and its batch-norm layers
+  normalise each B-row part on its own (running statistics updated once per part, in order),
+  so this computes what n_critic forwards compute, with larger products (a WGAN-GP MLP step
+  measured about 6% faster on CPU). Only the order of random draws changes. `auto`: on unless
+  `compile` (the per-part batch norm is a Python-level patch).
 - `channels_last`: NHWC memory layout for conv models on CUDA, where cuDNN is faster with it.
 - `malloc_tuning`: keep freed host memory for reuse (glibc's `mallopt`). By default glibc hands
   every freed block over 128 KB-32 MB back to the kernel, so each step's activations and
@@ -20,12 +26,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils import parametrize
 
 from gan_exp.errors import ConfigError
@@ -52,6 +60,37 @@ def resolve_batch_critic(setting: Any, critic: nn.Module) -> bool:
             f"train.batch_critic={setting!r} is not supported; allowed: auto, true, false"
         )
     return bool(setting)
+
+
+def resolve_batch_fakes(setting: Any, compiled: bool) -> bool:
+    if setting == "auto":
+        return not compiled
+    if setting not in (True, False):
+        raise ConfigError(
+            f"train.batch_fakes={setting!r} is not supported; allowed: auto, true, false"
+        )
+    if setting and compiled:
+        raise ConfigError("train.batch_fakes=true does not combine with train.compile=true")
+    return bool(setting)
+
+
+def _per_part(forward: Callable[[Tensor], Tensor], parts: int, x: Tensor) -> Tensor:
+    return torch.cat([forward(part) for part in x.chunk(parts)])
+
+
+@contextlib.contextmanager
+def per_part_batchnorm(module: nn.Module, parts: int) -> Iterator[None]:
+    """Inside, each batch-norm layer of `module` treats its input as `parts` stacked batches:
+    torch's own batch norm runs on each part in turn, so outputs and running statistics are
+    those of `parts` separate forwards."""
+    layers = [m for m in module.modules() if isinstance(m, _BatchNorm)]
+    for m in layers:
+        m.forward = functools.partial(_per_part, type(m).forward.__get__(m), parts)
+    try:
+        yield
+    finally:
+        for m in layers:
+            del m.forward
 
 
 def resolve_amp(setting: str, per_sample_gradients: bool) -> str:

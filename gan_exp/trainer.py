@@ -110,7 +110,9 @@ class Trainer:
         self.tracker = MetricsTracker(run_dir / "metrics.json")
         self.G, self.D = parts.models.generator, parts.models.critic
         self.latent_dim = parts.models.latent_dim
-        self.batches = parts.dataset.make_batches(cfg.train.batch_size, device)
+        # plain ints for the hot path: an OmegaConf lookup costs ~70 us, a step ~10 ms
+        self.batch_size = int(cfg.train.batch_size)
+        self.batches = parts.dataset.make_batches(self.batch_size, device)
         n_preview = cfg.log.n_samples or parts.dataset.preview_size
         noise_gen = torch.Generator().manual_seed(int(cfg.seed) + 1)
         self.fixed_noise = torch.randn(n_preview, self.latent_dim, generator=noise_gen).to(device)
@@ -127,13 +129,29 @@ class Trainer:
             self.D.to(memory_format=torch.channels_last)
         # the step calls these; checkpoints and previews use the plain modules
         self.G_step = speed.maybe_compile(self.G, t.compile)
+        self.batch_fakes = speed.resolve_batch_fakes(t.batch_fakes, t.compile)
+        self.n_critic = int(t.n_critic)
         self.D_step = speed.maybe_compile(
             self.D, t.compile and not parts.penalty.per_sample_gradients
         )
         self.zero = torch.zeros((), device=device)
 
-    def noise(self) -> Tensor:
-        return torch.randn(self.cfg.train.batch_size, self.latent_dim, device=self.device)
+    def noise(self, rows: int | None = None) -> Tensor:
+        return torch.randn(rows or self.batch_size, self.latent_dim, device=self.device)
+
+    def fake_batches(self, n: int) -> list[Tensor]:
+        """`n` fake batches from one generator forward (`train.batch_fakes`)."""
+        with torch.no_grad(), self.autocast(), speed.per_part_batchnorm(self.G, n):
+            return list(self.G_step(self.noise(n * self.batch_size)).chunk(n))
+
+    def critic_phase(self) -> None:
+        """The n_critic critic steps before each generator step."""
+        if self.batch_fakes and self.n_critic > 1:
+            for x_fake in self.fake_batches(self.n_critic):
+                self.critic_step(x_fake)
+        else:
+            for _ in range(self.n_critic):
+                self.critic_step()
 
     def real_batch(self) -> Tensor:
         x = self.batches.next_batch()
@@ -155,11 +173,12 @@ class Trainer:
                 real, fake = self.D_step(x_real), self.D_step(x_fake)
         return real, fake, self.parts.penalty(self.D_step, x_real, x_fake)
 
-    def critic_step(self) -> None:
+    def critic_step(self, x_fake: Tensor | None = None) -> None:
         p = self.parts
         x_real = self.real_batch()
-        with torch.no_grad(), self.autocast():
-            x_fake = self.G_step(self.noise())
+        if x_fake is None:
+            with torch.no_grad(), self.autocast():
+                x_fake = self.G_step(self.noise())
         real, fake, penalty = self.critic_outputs(x_real, x_fake)
         with self.autocast():
             d_loss = p.loss.d_loss(real, fake, x_real, x_fake)
@@ -264,8 +283,10 @@ class Trainer:
 
     def run(self, logger: RunLogger) -> dict[str, float]:
         cfg = self.cfg
-        steps, n_critic = cfg.train.steps, cfg.train.n_critic
+        steps = int(cfg.train.steps)
         max_critic = cfg.divergence.max_critic
+        log_every, sample_every = int(cfg.log.every), int(cfg.log.sample_every)
+        eval_every, checkpoint_every = int(cfg.metrics.every), int(cfg.checkpoint.every)
         last: dict[str, float] = {}
         first_step, start = self.step, time.perf_counter()
         bar = tqdm(
@@ -279,13 +300,12 @@ class Trainer:
             logger.image("samples", self.preview(), 0)
         with self.stop_on_signals():
             while self.step < steps:
-                for _ in range(n_critic):
-                    self.critic_step()
+                self.critic_phase()
                 self.generator_step()
                 self.step += 1
                 bar.update(1)
                 done = self.step == steps
-                if self.step % cfg.log.every == 0 or done:
+                if self.step % log_every == 0 or done:
                     last = self.meter.read()
                     check_finite(last, self.step, max_critic)
                     elapsed = time.perf_counter() - start
@@ -294,15 +314,15 @@ class Trainer:
                     bar.set_postfix(
                         d=f"{last['loss/d']:.4g}", g=f"{last['loss/g']:.4g}", refresh=False
                     )
-                if self.step % cfg.log.sample_every == 0 or done:
+                if self.step % sample_every == 0 or done:
                     logger.image("samples", self.preview(), self.step)
-                if self.evaluator is not None and (self.step % cfg.metrics.every == 0 or done):
+                if self.evaluator is not None and (self.step % eval_every == 0 or done):
                     scores = self.evaluator(self.G, self.latent_dim)
                     logger.scalars(self.step, scores)
                     self.tracker.update(self.step, scores)
                     last.update(scores)
                 saved = None
-                if self.step % cfg.checkpoint.every == 0 or done:
+                if self.step % checkpoint_every == 0 or done:
                     saved = self.checkpoint()
                 if self.stop_signal is not None:
                     bar.close()

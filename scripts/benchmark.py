@@ -8,7 +8,7 @@ generator steps/s, real samples/s, peak memory, for
              activations, default optimisers, a .item() host sync every step;
   - bare:    this project's step functions with no logging at all;
   - project: this project's full loop (trainer.run) with logging at the default intervals;
-and the ratio project / naive, each loop measured in a fresh process. Then throughput against
+and the ratio project / naive (naive in a process of its own). Then throughput against
 batch size, memory over a long run, and the cost of logging and evaluation at their default
 intervals.
 
@@ -187,8 +187,7 @@ def bare_loop(cfg: DictConfig, dataset: GANDataset, device: torch.device, steps:
         trainer.meter.add = lambda values: None  # type: ignore[method-assign]
         start = time.perf_counter()
         for _ in range(steps):
-            for _ in range(cfg.train.n_critic):
-                trainer.critic_step()
+            trainer.critic_phase()
             trainer.generator_step()
         sync(device)
         return time.perf_counter() - start
@@ -224,65 +223,101 @@ LOOPS = {"naive": naive_loop, "bare": bare_loop, "project": project_loop}
 WARMUP_STEPS = 3
 
 
-def measure(loop: str, overrides: list[str], steps: int) -> tuple[float, float]:
-    """Generator steps/s and peak MB of one loop, in a fresh Python process.
+class Worker:
+    """A child process that builds the dataset once, then times loops on request.
 
-    A process of its own per measurement: the project's loop changes process-wide state (the
-    allocator's settings, `train.malloc_tuning`) that must not leak into the naive loop, and
-    each peak-memory figure is then that loop's alone. A few untimed steps come first so
+    The naive loop gets a process of its own, apart from the project's loops: the project
+    changes process-wide state (the allocator's settings, `train.malloc_tuning`) that must
+    not leak into the reference. Requests alternate between the processes in short runs, so
+    the machine's drift (this shared 2-core machine varies by 20% from minute to minute)
+    hits every loop alike. Each loop's first request also runs a few untimed steps, so
     one-time costs (thread pools, first allocations) are not counted.
     """
-    job = json.dumps({"loop": loop, "overrides": overrides, "steps": steps})
-    proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--worker", job],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"benchmark worker for {loop} failed:\n{proc.stderr[-3000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result["steps_per_sec"], result["peak_mb"]
+
+    def __init__(self, overrides: list[str]) -> None:
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in close()
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--serve", json.dumps(overrides)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
+
+    def measure(self, loop: str, steps: int) -> tuple[float, float]:
+        """Generator steps/s and peak MB of `steps` steps of `loop`."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"loop": loop, "steps": steps}) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            self.log.seek(0)
+            raise RuntimeError(f"benchmark worker failed on {loop}:\n{self.log.read()[-3000:]}")
+        result = json.loads(line)
+        return result["steps_per_sec"], result["peak_mb"]
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait()
+        self.log.close()
 
 
-def worker(job: dict) -> None:
-    cfg = config(job["overrides"])
+def serve(overrides: list[str]) -> None:
+    """The child side of `Worker`: one JSON request per stdin line, one JSON reply each."""
+    cfg = config(overrides)
     device = resolve_device(cfg.device)
     dataset = build(cfg.dataset)
-    loop = LOOPS[job["loop"]]
-    loop(copy.deepcopy(cfg), dataset, device, WARMUP_STEPS)
-    reset_peak(device)
-    seconds = loop(copy.deepcopy(cfg), dataset, device, job["steps"])
-    out = {"steps_per_sec": job["steps"] / seconds, "peak_mb": peak_mb(device)}
-    print(json.dumps(out), flush=True)
+    warmed: set[str] = set()
+    for line in sys.stdin:
+        job = json.loads(line)
+        loop = LOOPS[job["loop"]]
+        if job["loop"] not in warmed:
+            loop(copy.deepcopy(cfg), dataset, device, WARMUP_STEPS)
+            warmed.add(job["loop"])
+        reset_peak(device)
+        seconds = loop(copy.deepcopy(cfg), dataset, device, job["steps"])
+        reply = {"steps_per_sec": job["steps"] / seconds, "peak_mb": peak_mb(device)}
+        print(json.dumps(reply), flush=True)
 
 
-def compare(overrides: list[str], steps: int, repeats: int) -> dict[str, tuple[float, float]]:
-    """Best of `repeats` interleaved runs of each loop, so machine drift hits all alike."""
+def compare(
+    overrides: list[str], steps: int, repeats: int, loops: tuple[str, ...] = tuple(LOOPS)
+) -> dict[str, tuple[float, float]]:
+    """Best of `repeats` interleaved runs of each loop: (steps/s, peak MB) per loop."""
+    naive = Worker(overrides) if "naive" in loops else None
+    ours = Worker(overrides) if set(loops) - {"naive"} else None
     best: dict[str, tuple[float, float]] = {}
-    for _ in range(repeats):
-        for name in LOOPS:
-            sps, mb = measure(name, overrides, steps)
-            if name not in best or sps > best[name][0]:
-                best[name] = (sps, mb)
+    try:
+        for _ in range(repeats):
+            for name in loops:
+                worker = naive if name == "naive" else ours
+                assert worker is not None
+                sps, mb = worker.measure(name, steps)
+                if name not in best or sps > best[name][0]:
+                    best[name] = (sps, mb)
+    finally:
+        for worker in (naive, ours):
+            if worker is not None:
+                worker.close()
     return best
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="auto")
-    p.add_argument("--steps", type=int, default=100, help="generator steps per measurement")
+    p.add_argument("--steps", type=int, default=50, help="generator steps per measurement")
     p.add_argument("--mlp-only", action="store_true", help="skip the conv models")
     p.add_argument("--cases", default="", help="only these, e.g. wgan_gp/mlp,wgan/mlp")
     p.add_argument("--main-only", action="store_true", help="only the first table")
     p.add_argument("--batch-sizes", default="64,128,256,512,1024")
     p.add_argument("--long-steps", type=int, default=2000, help="steps for the memory check")
-    p.add_argument("--repeats", type=int, default=2, help="interleaved repeats (best is kept)")
+    p.add_argument("--repeats", type=int, default=5, help="interleaved repeats (best is kept)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks the script runs")
-    p.add_argument("--worker", help=argparse.SUPPRESS)  # one measurement, in a child process
+    p.add_argument("--serve", help=argparse.SUPPRESS)  # the child side of Worker
     args = p.parse_args(argv)
-    if args.worker:
-        worker(json.loads(args.worker))
+    if args.serve:
+        serve(json.loads(args.serve))
         return 0
     device = resolve_device(args.device)
     steps, long_steps = args.steps, args.long_steps
@@ -373,8 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     for bs in batch_sizes:
         overrides = [*common, "loss=wgan_gp", f"train.batch_size={bs}"]
         cfg = config(overrides)
-        sps, mb = measure("project", overrides, steps)
-        naive, _ = measure("naive", overrides, max(steps // 4, 2))
+        got = compare(overrides, max(steps * 64 // bs, 5), 1, ("naive", "project"))
+        (naive, _), (sps, mb) = got["naive"], got["project"]
         rows.append(
             [
                 str(bs),

@@ -1,5 +1,6 @@
 """Speed settings change how the step runs, never what it computes."""
 
+import copy
 import platform
 import resource
 import subprocess
@@ -12,12 +13,15 @@ import torch
 
 from gan_exp import speed
 from gan_exp.components import build_components, resolve_device, seed_everything
+from gan_exp.data.base import DataSpec
 from gan_exp.errors import ConfigError
+from gan_exp.models import dcgan, ebgan, mlp
 from gan_exp.trainer import Trainer
 from tests.conftest import FAST, compose_cfg
 
 CPU = resolve_device("cpu")
 ROOT = Path(__file__).resolve().parents[1]
+DIGITS = DataSpec((1, 28, 28), bounded=True)
 
 
 def losses_after_steps(overrides: list[str], steps: int = 3) -> list[float]:
@@ -77,6 +81,38 @@ def test_malloc_tuning_reuses_freed_memory_instead_of_faulting_it_in():
 def test_speed_switches_must_be_booleans():
     with pytest.raises(ConfigError, match=r"train.malloc_tuning='yes' must be true or false"):
         build_components(compose_cfg([*FAST, "train.malloc_tuning=yes"]), CPU)
+
+
+@pytest.mark.parametrize(
+    "build_g",
+    [
+        lambda: mlp.build(DIGITS).generator,
+        lambda: dcgan.build(DIGITS, g_width=8, d_width=8).generator,
+        lambda: ebgan.build(DIGITS, g_width=16, d_width=8).generator,
+    ],
+)
+def test_one_generator_forward_for_several_batches_equals_separate_forwards(build_g):
+    """What `train.batch_fakes` relies on: each batch still gets its own batch-norm statistics
+    and the running statistics see the batches one after another."""
+    torch.manual_seed(0)
+    separate = build_g()
+    joint = copy.deepcopy(separate)
+    z = torch.randn(3 * 8, 100)
+    with torch.no_grad():
+        expected = torch.cat([separate(part) for part in z.chunk(3)])
+        with speed.per_part_batchnorm(joint, 3):
+            got = joint(z)
+    assert torch.allclose(got, expected, rtol=1e-5, atol=1e-6)
+    for a, b in zip(joint.buffers(), separate.buffers(), strict=True):
+        assert torch.allclose(a.float(), b.float(), rtol=1e-5, atol=1e-7)
+    assert not any("forward" in vars(m) for m in joint.modules())  # the patch is gone
+    with torch.no_grad():
+        assert not torch.allclose(joint(z), expected, atol=1e-3)  # one batch's statistics now
+
+
+def test_batch_fakes_with_compile_is_refused():
+    with pytest.raises(ConfigError, match="train.batch_fakes=true does not combine"):
+        losses_after_steps(["train.batch_fakes=true", "train.compile=true"], 1)
 
 
 def test_optimizer_implementations_agree():
