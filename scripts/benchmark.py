@@ -210,6 +210,34 @@ def project_loop(cfg: DictConfig, dataset: GANDataset, device: torch.device, ste
     return steps / last["perf/steps_per_sec"]
 
 
+def logging_costs(
+    cfg: DictConfig, dataset: GANDataset, device: torch.device, steps: int
+) -> tuple[float, float, float]:
+    """Seconds per training step, per scalar log (meter read, host sync, event write) and per
+    sample grid, each the best of repeated timings. Priced one by one: the difference of two
+    whole runs is swamped by this machine's minute-to-minute drift."""
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = make_trainer(cfg, dataset, device, Path(tmp))
+        logger = RunLogger(Path(tmp))
+        t_step = t_scalars = t_grid = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(max(steps // 5, 1)):
+                trainer.critic_phase()
+                trainer.generator_step()
+                trainer.step += 1
+            sync(device)
+            t_step = min(t_step, (time.perf_counter() - start) / max(steps // 5, 1))
+            start = time.perf_counter()
+            logger.scalars(trainer.step, trainer.meter.read())
+            t_scalars = min(t_scalars, time.perf_counter() - start)
+            start = time.perf_counter()
+            logger.image("samples", trainer.preview(), trainer.step)
+            t_grid = min(t_grid, time.perf_counter() - start)
+        logger.close()
+    return t_step, t_scalars, t_grid
+
+
 def end_of_run_seconds(cfg: DictConfig, dataset: GANDataset, device: torch.device) -> float:
     """The final sample grid and checkpoint that every run writes once."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -471,13 +499,10 @@ def main(argv: list[str] | None = None) -> int:
     print("\n## Cost of logging and evaluation at the default intervals (the default run)\n")
     defaults = config([])
     cfg_log = config(common)
-    cfg_quiet = config([*common, "log.every=1000000", "log.sample_every=1000000"])
-    n_log = max(steps, 2 * defaults.log.sample_every) if not args.quick else steps
-    t_log = t_quiet = float("inf")
-    for _ in range(min(args.repeats, 3)):  # interleaved, best of: the machine drifts a lot
-        t_log = min(t_log, project_loop(copy.deepcopy(cfg_log), dataset, device, n_log))
-        t_quiet = min(t_quiet, project_loop(copy.deepcopy(cfg_quiet), dataset, device, n_log))
-    log_pct = 100 * (t_log - t_quiet) / t_quiet
+    t_step, t_scalars, t_grid = logging_costs(cfg_log, dataset, device, steps)
+    log_pct = 100 * (
+        t_scalars / (defaults.log.every * t_step) + t_grid / (defaults.log.sample_every * t_step)
+    )
     eval_cfg = config(
         [
             f"device={device}",
@@ -501,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
         evaluator(trainer.G, trainer.latent_dim)
         t_eval = time.perf_counter() - start
     t_end = end_of_run_seconds(cfg_log, dataset, device)
-    steps_per_sec = n_log / t_quiet
+    steps_per_sec = 1 / t_step
     evals = max(defaults.train.steps // defaults.metrics.every, 1)
     train_time = defaults.train.steps / steps_per_sec
     print(
@@ -511,7 +536,8 @@ def main(argv: list[str] | None = None) -> int:
                 [
                     "scalars + sample grid",
                     f"every {defaults.log.every} / {defaults.log.sample_every} steps",
-                    f"{log_pct:+.1f}% of step time",
+                    f"{1e3 * t_scalars:.1f} ms / {1e3 * t_grid:.1f} ms each = {log_pct:.2f}% "
+                    f"of a {1e3 * t_step:.1f} ms step",
                 ],
                 [
                     "final sample grid + checkpoint",
