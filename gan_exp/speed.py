@@ -13,7 +13,7 @@
   n_critic x B rows. G does not change during the critic phase, and its batch-norm layers
   normalise each B-row part on its own (running statistics updated once per part, in order),
   so this computes what n_critic forwards compute, with larger products (a WGAN-GP MLP step
-  measured about 6% faster on CPU). Only the order of random draws changes. `auto`: on unless
+  measured about 7% faster on CPU). Only the order of random draws changes. `auto`: on unless
   `compile` (the per-part batch norm is a Python-level patch).
 - `channels_last`: NHWC memory layout for conv models on CUDA, where cuDNN is faster with it.
 - `malloc_tuning`: keep freed host memory for reuse (glibc's `mallopt`). By default glibc hands

@@ -111,7 +111,7 @@ class Trainer:
         self.G, self.D = parts.models.generator, parts.models.critic
         self.latent_dim = parts.models.latent_dim
         # plain ints for the hot path: an OmegaConf lookup costs ~70 us, a step ~10 ms
-        self.batch_size = int(cfg.train.batch_size)
+        self.batch_size, self.n_critic = int(cfg.train.batch_size), int(cfg.train.n_critic)
         self.batches = parts.dataset.make_batches(self.batch_size, device)
         n_preview = cfg.log.n_samples or parts.dataset.preview_size
         noise_gen = torch.Generator().manual_seed(int(cfg.seed) + 1)
@@ -130,7 +130,6 @@ class Trainer:
         # the step calls these; checkpoints and previews use the plain modules
         self.G_step = speed.maybe_compile(self.G, t.compile)
         self.batch_fakes = speed.resolve_batch_fakes(t.batch_fakes, t.compile)
-        self.n_critic = int(t.n_critic)
         self.D_step = speed.maybe_compile(
             self.D, t.compile and not parts.penalty.per_sample_gradients
         )

@@ -12,7 +12,7 @@ and the ratio project / naive (naive in a process of its own). Then throughput a
 batch size, memory over a long run, and the cost of logging and evaluation at their default
 intervals.
 
-    python scripts/benchmark.py                 # the full set (about 10 minutes on 2 CPU cores)
+    python scripts/benchmark.py                 # the full set (about 15 minutes on 2 CPU cores)
     python scripts/benchmark.py --quick         # a smoke run in seconds
     python scripts/benchmark.py --device cuda --steps 300
 """
@@ -212,46 +212,34 @@ def project_loop(cfg: DictConfig, dataset: GANDataset, device: torch.device, ste
 
 def logging_costs(
     cfg: DictConfig, dataset: GANDataset, device: torch.device, steps: int
-) -> tuple[float, float, float]:
-    """Seconds per training step, per scalar log (meter read, host sync, event write) and per
-    sample grid, each the best of repeated timings. Priced one by one: the difference of two
-    whole runs is swamped by this machine's minute-to-minute drift."""
+) -> tuple[float, float, float, float]:
+    """Seconds per training step, per scalar log (meter read, host sync, event write), per
+    sample grid and per checkpoint, each the best of repeated timings. Priced one by one: the
+    difference of two whole runs is swamped by this machine's minute-to-minute drift."""
+    chunk = max(steps // 5, 1)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = make_trainer(cfg, dataset, device, Path(tmp))
         logger = RunLogger(Path(tmp))
-        t_step = t_scalars = t_grid = float("inf")
+        t_step = t_scalars = t_grid = t_checkpoint = float("inf")
         for _ in range(5):
             start = time.perf_counter()
-            for _ in range(max(steps // 5, 1)):
+            for _ in range(chunk):
                 trainer.critic_phase()
                 trainer.generator_step()
                 trainer.step += 1
             sync(device)
-            t_step = min(t_step, (time.perf_counter() - start) / max(steps // 5, 1))
+            t_step = min(t_step, (time.perf_counter() - start) / chunk)
             start = time.perf_counter()
             logger.scalars(trainer.step, trainer.meter.read())
             t_scalars = min(t_scalars, time.perf_counter() - start)
             start = time.perf_counter()
             logger.image("samples", trainer.preview(), trainer.step)
             t_grid = min(t_grid, time.perf_counter() - start)
-        logger.close()
-    return t_step, t_scalars, t_grid
-
-
-def end_of_run_seconds(cfg: DictConfig, dataset: GANDataset, device: torch.device) -> float:
-    """The final sample grid and checkpoint that every run writes once."""
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = make_trainer(cfg, dataset, device, Path(tmp))
-        logger = RunLogger(Path(tmp))
-        best = float("inf")
-        for _ in range(3):
             start = time.perf_counter()
-            logger.image("samples", trainer.preview(), trainer.step)
             trainer.checkpoint()
-            best = min(best, time.perf_counter() - start)
-            trainer.step += 1
+            t_checkpoint = min(t_checkpoint, time.perf_counter() - start)
         logger.close()
-    return best
+    return t_step, t_scalars, t_grid, t_checkpoint
 
 
 # ---------------------------------------------------------------- report
@@ -276,7 +264,7 @@ class Worker:
     The naive loop gets a process of its own, apart from the project's loops: the project
     changes process-wide state (the allocator's settings, `train.malloc_tuning`) that must
     not leak into the reference. Requests alternate between the processes in short runs, so
-    the machine's drift (this shared 2-core machine varies by 20% from minute to minute)
+    the machine's drift (this shared 2-core machine varies by 20-30% from minute to minute)
     hits every loop alike. Each loop's first request also runs a few untimed steps, so
     one-time costs (thread pools, first allocations) are not counted.
     """
@@ -499,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n## Cost of logging and evaluation at the default intervals (the default run)\n")
     defaults = config([])
     cfg_log = config(common)
-    t_step, t_scalars, t_grid = logging_costs(cfg_log, dataset, device, steps)
+    t_step, t_scalars, t_grid, t_checkpoint = logging_costs(cfg_log, dataset, device, steps)
     log_pct = 100 * (
         t_scalars / (defaults.log.every * t_step) + t_grid / (defaults.log.sample_every * t_step)
     )
@@ -525,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         evaluator(trainer.G, trainer.latent_dim)
         t_eval = time.perf_counter() - start
-    t_end = end_of_run_seconds(cfg_log, dataset, device)
+    t_end = t_grid + t_checkpoint  # what every run writes once, at its end
     steps_per_sec = 1 / t_step
     evals = max(defaults.train.steps // defaults.metrics.every, 1)
     train_time = defaults.train.steps / steps_per_sec

@@ -8,7 +8,8 @@ zero. These modules compute the same function with torch's own kernels, but thei
 treats the slope pattern as the constant it is, so the second pass ends at the activation.
 
 Forward values, first gradients and penalty gradients are bitwise equal to `nn.LeakyReLU` /
-`nn.ReLU` (tested). The WGAN-GP MLP critic step measured 22% faster on a 2-core CPU. When the input
+`nn.ReLU` (tested). On a 2-core CPU the seeds' MLP critic's own WGAN-GP forward and backward
+measured 22% faster, a whole critic step (generator forward included) about 11%. When the input
 needs no gradient (sampling, evaluation) they call the stock op, in place if asked.
 """
 
@@ -37,9 +38,10 @@ class _MaskedLeakyReLU(torch.autograd.Function):
 
 
 def masked_leaky_relu(x: Tensor, slope: float, inplace: bool) -> Tensor:
+    """Leaky ReLU (plain ReLU for slope 0) with the masked backward when x needs gradients."""
     if torch.is_grad_enabled() and x.requires_grad:
         return _MaskedLeakyReLU.apply(x, slope)
-    return F.leaky_relu(x, slope, inplace=inplace)
+    return F.relu(x, inplace=inplace) if slope == 0.0 else F.leaky_relu(x, slope, inplace=inplace)
 
 
 class LeakyReLU(nn.LeakyReLU):
@@ -53,9 +55,7 @@ class ReLU(nn.ReLU):
     """`nn.ReLU` for critics (see the module docstring)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if torch.is_grad_enabled() and x.requires_grad:
-            return _MaskedLeakyReLU.apply(x, 0.0)
-        return F.relu(x, inplace=self.inplace)
+        return masked_leaky_relu(x, 0.0, self.inplace)
 
 
 def stock_activations(module: nn.Module) -> nn.Module:
