@@ -15,6 +15,7 @@ intervals.
     python scripts/benchmark.py                 # the full set (about 15 minutes on 2 CPU cores)
     python scripts/benchmark.py --quick         # a smoke run in seconds
     python scripts/benchmark.py --device cuda --steps 300
+    python scripts/benchmark.py --naive-workers 8   # seed 003's DataLoader(num_workers=8)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import functools
 import json
 import os
 import platform
@@ -119,8 +121,14 @@ class PILImages(Dataset):
         return self.transform(Image.fromarray(self.images[i])), 0
 
 
-def naive_loop(cfg: DictConfig, dataset: GANDataset, device: torch.device, steps: int) -> float:
-    """Seconds for `steps` generator steps written the seeds' way (same losses and penalty)."""
+def naive_loop(
+    cfg: DictConfig, dataset: GANDataset, device: torch.device, steps: int, workers: int = 0
+) -> float:
+    """Seconds for `steps` generator steps written the seeds' way (same losses and penalty).
+
+    `workers` is the DataLoader's num_workers. 0, the default, is the kinder reference on a
+    small machine: seed 003's 8 workers compete with the training threads for the cores.
+    """
     seed_everything(0)
     models = build(cfg.model, data=dataset.spec)
     G, D = models.generator.to(device), stock_activations(models.critic).to(device)
@@ -133,7 +141,9 @@ def naive_loop(cfg: DictConfig, dataset: GANDataset, device: torch.device, steps
         opt_g = torch.optim.RMSprop(G.parameters(), lr=o.lr_g)
         opt_d = torch.optim.RMSprop(D.parameters(), lr=o.lr_d)
     bs, n_critic = cfg.train.batch_size, cfg.train.n_critic
-    loader = DataLoader(PILImages(dataset), batch_size=bs, shuffle=True, drop_last=True)
+    loader = DataLoader(
+        PILImages(dataset), batch_size=bs, shuffle=True, drop_last=True, num_workers=workers
+    )
     it = iter(loader)
 
     def real_batch():
@@ -269,10 +279,11 @@ class Worker:
     one-time costs (thread pools, first allocations) are not counted.
     """
 
-    def __init__(self, overrides: list[str]) -> None:
+    def __init__(self, overrides: list[str], naive_workers: int = 0) -> None:
         self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in close()
+        setup = json.dumps({"overrides": overrides, "naive_workers": naive_workers})
         self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--serve", json.dumps(overrides)],
+            [sys.executable, str(Path(__file__).resolve()), "--serve", setup],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.log,
@@ -298,15 +309,16 @@ class Worker:
         self.log.close()
 
 
-def serve(overrides: list[str]) -> None:
+def serve(overrides: list[str], naive_workers: int) -> None:
     """The child side of `Worker`: one JSON request per stdin line, one JSON reply each."""
+    loops = {**LOOPS, "naive": functools.partial(naive_loop, workers=naive_workers)}
     cfg = config(overrides)
     device = resolve_device(cfg.device)
     dataset = build(cfg.dataset)
     warmed: set[str] = set()
     for line in sys.stdin:
         job = json.loads(line)
-        loop = LOOPS[job["loop"]]
+        loop = loops[job["loop"]]
         if job["loop"] not in warmed:
             loop(copy.deepcopy(cfg), dataset, device, WARMUP_STEPS)
             warmed.add(job["loop"])
@@ -317,10 +329,14 @@ def serve(overrides: list[str]) -> None:
 
 
 def compare(
-    overrides: list[str], steps: int, repeats: int, loops: tuple[str, ...] = tuple(LOOPS)
+    overrides: list[str],
+    steps: int,
+    repeats: int,
+    loops: tuple[str, ...] = tuple(LOOPS),
+    naive_workers: int = 0,
 ) -> dict[str, tuple[float, float]]:
     """Best of `repeats` interleaved runs of each loop: (steps/s, peak MB) per loop."""
-    naive = Worker(overrides) if "naive" in loops else None
+    naive = Worker(overrides, naive_workers) if "naive" in loops else None
     ours = Worker(overrides) if set(loops) - {"naive"} else None
     best: dict[str, tuple[float, float]] = {}
     try:
@@ -349,11 +365,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--long-steps", type=int, default=2000, help="steps for the memory check")
     p.add_argument("--repeats", type=int, default=5, help="interleaved repeats (best is kept)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks the script runs")
+    p.add_argument(
+        "--naive-workers",
+        type=int,
+        default=0,
+        help="the naive loop's DataLoader num_workers (seed 003 uses 8)",
+    )
     p.add_argument("--serve", help=argparse.SUPPRESS)  # the child side of Worker
     args = p.parse_args(argv)
     if args.serve:
-        serve(json.loads(args.serve))
+        setup = json.loads(args.serve)
+        serve(setup["overrides"], setup["naive_workers"])
         return 0
+    if args.naive_workers < 0:
+        p.error(f"--naive-workers={args.naive_workers} must be >= 0")
     device = resolve_device(args.device)
     steps, long_steps = args.steps, args.long_steps
     size = 60000
@@ -381,7 +406,8 @@ def main(argv: list[str] | None = None) -> int:
         name = platform.processor() or platform.machine()
     print(
         f"# gan_exp benchmark: torch {torch.__version__}, device {device} ({name}), "
-        f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} threads, batch 64\n"
+        f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} threads, batch 64; naive "
+        f"DataLoader with {args.naive_workers} workers\n"
     )
     dataset = build(config(common).dataset)
 
@@ -391,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config(overrides)
         # the conv models run 10-20x slower on a CPU: fewer steps, about the same seconds
         case_steps = steps if model == "mlp" or device.type == "cuda" else max(steps // 5, 3)
-        got = compare(overrides, case_steps, args.repeats)
+        got = compare(overrides, case_steps, args.repeats, naive_workers=args.naive_workers)
         (naive_sps, naive_mb), (bare_sps, _), (proj_sps, proj_mb) = (
             got["naive"],
             got["bare"],
@@ -443,7 +469,9 @@ def main(argv: list[str] | None = None) -> int:
     for bs in batch_sizes:
         overrides = [*common, "loss=wgan_gp", f"train.batch_size={bs}"]
         cfg = config(overrides)
-        got = compare(overrides, max(steps * 64 // bs, 5), 2, ("naive", "project"))
+        got = compare(
+            overrides, max(steps * 64 // bs, 5), 2, ("naive", "project"), args.naive_workers
+        )
         (naive, _), (sps, mb) = got["naive"], got["project"]
         rows.append(
             [

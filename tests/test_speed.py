@@ -137,7 +137,15 @@ def test_bf16_autocast_runs_without_a_penalty():
 
 def test_benchmark_script_runs(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--quick", "--device", "cpu"],
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "benchmark.py"),
+            "--quick",
+            "--device",
+            "cpu",
+            "--naive-workers",
+            "1",  # the seeds' worker-process loader path
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -152,3 +160,4 @@ def test_benchmark_script_runs(tmp_path):
     ]:
         assert heading in proc.stdout
     assert "project/naive" in proc.stdout
+    assert "naive DataLoader with 1 workers" in proc.stdout
