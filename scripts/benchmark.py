@@ -334,24 +334,28 @@ def compare(
     repeats: int,
     loops: tuple[str, ...] = tuple(LOOPS),
     naive_workers: int = 0,
-) -> dict[str, tuple[float, float]]:
-    """Best of `repeats` interleaved runs of each loop: (steps/s, peak MB) per loop."""
+) -> tuple[dict[str, tuple[float, float]], dict[str, list[float]]]:
+    """`repeats` interleaved runs of each loop: the best (steps/s, peak MB) per loop, and
+    every run's steps/s in order (run i of each loop ran back to back, so their ratio is a
+    paired measurement, which shows the spread that best-of hides)."""
     naive = Worker(overrides, naive_workers) if "naive" in loops else None
     ours = Worker(overrides) if set(loops) - {"naive"} else None
     best: dict[str, tuple[float, float]] = {}
+    runs: dict[str, list[float]] = {name: [] for name in loops}
     try:
         for _ in range(repeats):
             for name in loops:
                 worker = naive if name == "naive" else ours
                 assert worker is not None
                 sps, mb = worker.measure(name, steps)
+                runs[name].append(sps)
                 if name not in best or sps > best[name][0]:
                     best[name] = (sps, mb)
     finally:
         for worker in (naive, ours):
             if worker is not None:
                 worker.close()
-    return best
+    return best, runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -417,7 +421,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config(overrides)
         # the conv models run 10-20x slower on a CPU: fewer steps, about the same seconds
         case_steps = steps if model == "mlp" or device.type == "cuda" else max(steps // 5, 3)
-        got = compare(overrides, case_steps, args.repeats, naive_workers=args.naive_workers)
+        got, runs = compare(overrides, case_steps, args.repeats, naive_workers=args.naive_workers)
+        paired = [p / n for p, n in zip(runs["project"], runs["naive"], strict=True)]
         (naive_sps, naive_mb), (bare_sps, _), (proj_sps, proj_mb) = (
             got["naive"],
             got["bare"],
@@ -437,11 +442,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"{naive_mb:.0f}",
                 f"{proj_mb:.0f}",
                 f"{proj_sps / naive_sps:.2f}x",
+                f"{min(paired):.2f}-{max(paired):.2f}x",
                 f"{100 * (1 - proj_sps / bare_sps):+.1f}%",
             ]
         )
         print(f"  measured {variant}/{model}", file=sys.stderr, flush=True)
-    print(f"## Generator steps per second, best of {args.repeats} interleaved runs\n")
+    print(
+        f"## Generator steps per second, best of {args.repeats} interleaved runs "
+        "(paired range: lowest and highest project/naive within one round of naive, bare, "
+        "project)\n"
+    )
     print(
         table(
             [
@@ -456,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
                 "naive MB",
                 "project MB",
                 "project/naive",
+                "paired range",
                 "cost vs bare",
             ],
             rows,
@@ -469,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     for bs in batch_sizes:
         overrides = [*common, "loss=wgan_gp", f"train.batch_size={bs}"]
         cfg = config(overrides)
-        got = compare(
+        got, _ = compare(
             overrides, max(steps * 64 // bs, 5), 2, ("naive", "project"), args.naive_workers
         )
         (naive, _), (sps, mb) = got["naive"], got["project"]
