@@ -127,7 +127,8 @@ def naive_loop(
     """Seconds for `steps` generator steps written the seeds' way (same losses and penalty).
 
     `workers` is the DataLoader's num_workers. 0, the default, is the kinder reference on a
-    small machine: seed 003's 8 workers compete with the training threads for the cores.
+    small machine: seed 003's 8 workers compete with the training threads for the cores. The
+    peak memory reported is the training process's own, without the workers'.
     """
     seed_everything(0)
     models = build(cfg.model, data=dataset.spec)
