@@ -341,22 +341,19 @@ def compare(
     paired measurement, which shows the spread that best-of hides)."""
     naive = Worker(overrides, naive_workers) if "naive" in loops else None
     ours = Worker(overrides) if set(loops) - {"naive"} else None
-    best: dict[str, tuple[float, float]] = {}
-    runs: dict[str, list[float]] = {name: [] for name in loops}
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in loops}
     try:
         for _ in range(repeats):
             for name in loops:
                 worker = naive if name == "naive" else ours
                 assert worker is not None
-                sps, mb = worker.measure(name, steps)
-                runs[name].append(sps)
-                if name not in best or sps > best[name][0]:
-                    best[name] = (sps, mb)
+                runs[name].append(worker.measure(name, steps))
     finally:
         for worker in (naive, ours):
             if worker is not None:
                 worker.close()
-    return best, runs
+    best = {name: max(measured) for name, measured in runs.items()}  # highest steps/s
+    return best, {name: [sps for sps, _ in measured] for name, measured in runs.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
