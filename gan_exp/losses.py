@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gan_exp.errors import ConfigError
+from gan_exp.errors import ConfigError, check_choice
 from gan_exp.models.base import CriticOutput
 
 
@@ -116,15 +116,8 @@ class LossSensitiveLoss(GANLoss):
         normalize: bool = True,
         transform: str = "softplus",
     ) -> None:
-        if distance not in self.DISTANCES:
-            raise ConfigError(
-                f"loss.distance={distance!r} is not supported; allowed: {', '.join(self.DISTANCES)}"
-            )
-        if transform not in self.TRANSFORMS:
-            raise ConfigError(
-                f"loss.transform={transform!r} is not supported; "
-                f"allowed: {', '.join(self.TRANSFORMS)}"
-            )
+        check_choice("loss.distance", distance, self.DISTANCES)
+        check_choice("loss.transform", transform, self.TRANSFORMS)
         self.lam, self.distance, self.scale, self.normalize = lam, distance, scale, normalize
         self.transform = self.TRANSFORMS[transform]
 
@@ -176,10 +169,7 @@ class EBGANLoss(GANLoss):
         lam_pt: float = 0.1,
         hinge: str = "per_sample",
     ) -> None:
-        if hinge not in self.HINGES:
-            raise ConfigError(
-                f"loss.hinge={hinge!r} is not supported; allowed: {', '.join(self.HINGES)}"
-            )
+        check_choice("loss.hinge", hinge, self.HINGES)
         self.margin = float(max(1.0, batch_size / 64.0)) if margin is None else float(margin)
         self.lam_pt, self.hinge = lam_pt, hinge
 

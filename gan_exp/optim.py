@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
-from gan_exp.errors import ConfigError
+from gan_exp.errors import ConfigError, check_choice
 
 IMPLS = ("auto", "fused", "foreach", "for_loop")
 
@@ -23,8 +23,7 @@ def _impl_kwargs(opt_cls: type[Optimizer], impl: str, device: torch.device) -> d
     Fused and foreach run the same update with fewer kernel launches; results agree to
     float rounding, not bit for bit, so a run keeps one implementation throughout.
     """
-    if impl not in IMPLS:
-        raise ConfigError(f"optimizer.impl={impl!r} is not supported; allowed: {', '.join(IMPLS)}")
+    check_choice("optimizer.impl", impl, IMPLS)
     if impl == "for_loop":
         return {"foreach": False}
     if impl == "foreach":

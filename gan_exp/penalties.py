@@ -19,7 +19,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from gan_exp.errors import ConfigError
+from gan_exp.errors import ConfigError, check_choice
 from gan_exp.models.base import Critic
 
 
@@ -136,11 +136,7 @@ class DraganPenalty(Penalty):
     def __init__(
         self, lam: float = 10.0, k: float = 1.0, perturbation: str = "authors", c: float = 10.0
     ) -> None:
-        if perturbation not in PERTURBATIONS:
-            raise ConfigError(
-                f"penalty.perturbation={perturbation!r} is not supported; "
-                f"allowed: {', '.join(PERTURBATIONS)}"
-            )
+        check_choice("penalty.perturbation", perturbation, PERTURBATIONS)
         self.lam, self.k, self.c = lam, k, c
         self.perturb = PERTURBATIONS[perturbation]
 

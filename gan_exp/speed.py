@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils import parametrize
 
-from gan_exp.errors import ConfigError
+from gan_exp.errors import AUTO_BOOL, ConfigError, check_choice
 from gan_exp.models.base import has_batchnorm
 
 AMP = ("none", "bf16")
@@ -48,6 +48,7 @@ def critic_is_batchable(critic: nn.Module) -> bool:
 
 
 def resolve_batch_critic(setting: Any, critic: nn.Module) -> bool:
+    check_choice("train.batch_critic", setting, AUTO_BOOL)
     if setting == "auto":
         return critic_is_batchable(critic)
     if setting is True and has_batchnorm(critic):
@@ -55,20 +56,13 @@ def resolve_batch_critic(setting: Any, critic: nn.Module) -> bool:
             "train.batch_critic=true with a BatchNorm critic would mix real and fake batch "
             "statistics; use auto or false"
         )
-    if setting not in (True, False):
-        raise ConfigError(
-            f"train.batch_critic={setting!r} is not supported; allowed: auto, true, false"
-        )
     return bool(setting)
 
 
 def resolve_batch_fakes(setting: Any, compiled: bool) -> bool:
+    check_choice("train.batch_fakes", setting, AUTO_BOOL)
     if setting == "auto":
         return not compiled
-    if setting not in (True, False):
-        raise ConfigError(
-            f"train.batch_fakes={setting!r} is not supported; allowed: auto, true, false"
-        )
     if setting and compiled:
         raise ConfigError("train.batch_fakes=true does not combine with train.compile=true")
     return bool(setting)
@@ -94,8 +88,7 @@ def per_part_batchnorm(module: nn.Module, parts: int) -> Iterator[None]:
 
 
 def resolve_amp(setting: str, per_sample_gradients: bool) -> str:
-    if setting not in AMP:
-        raise ConfigError(f"train.amp={setting!r} is not supported; allowed: {', '.join(AMP)}")
+    check_choice("train.amp", setting, AMP)
     if setting != "none" and per_sample_gradients:
         raise ConfigError(
             "train.amp=bf16 with a gradient penalty is refused: the penalty's double backward in "
@@ -115,12 +108,9 @@ def has_conv(module: nn.Module) -> bool:
 
 
 def resolve_channels_last(setting: Any, device: torch.device, *modules: nn.Module) -> bool:
+    check_choice("train.channels_last", setting, AUTO_BOOL)
     if setting == "auto":
         return device.type == "cuda" and any(has_conv(m) for m in modules)
-    if setting not in (True, False):
-        raise ConfigError(
-            f"train.channels_last={setting!r} is not supported; allowed: auto, true, false"
-        )
     return bool(setting)
 
 

@@ -24,11 +24,9 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader
 from torchvision.transforms.v2 import functional as TF
 
 from gan_exp.data.base import DataSpec, GANDataset, InMemoryDataset, StreamingDataset
-from gan_exp.errors import ConfigError, DatasetError
+from gan_exp.errors import AUTO_BOOL, ConfigError, DatasetError, check_choice
 
 log = logging.getLogger(__name__)
-
-IN_MEMORY = ("auto", True, False)
 
 
 def usable_workers(requested: int) -> int:
@@ -43,12 +41,8 @@ def _check_common(name: str, image_size: int, channels: int, in_memory: Any) -> 
         raise ConfigError(
             f"dataset.image_size={image_size!r} must be an integer >= 4 (dataset={name})"
         )
-    if channels not in (1, 3):
-        raise ConfigError(f"dataset.channels={channels!r} is not supported; allowed: 1, 3")
-    if in_memory not in IN_MEMORY:
-        raise ConfigError(
-            f"dataset.in_memory={in_memory!r} is not supported; allowed: auto, true, false"
-        )
+    check_choice("dataset.channels", channels, (1, 3))
+    check_choice("dataset.in_memory", in_memory, AUTO_BOOL)
 
 
 def pil_to_uint8(image_size: int, channels: int) -> Callable:
@@ -366,8 +360,7 @@ def celeba(
     """
     _check_common(name, image_size, channels, in_memory)
     splits = ("train", "valid", "test", "all")
-    if split not in splits:
-        raise ConfigError(f"dataset.split={split!r} is not supported; allowed: {', '.join(splits)}")
+    check_choice("dataset.split", split, splits)
     base = _root(root, name)
     cls = datasets.CelebA
     if not verify_checksums:

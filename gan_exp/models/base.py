@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from gan_exp.errors import ConfigError
-
 
 @dataclass
 class CriticOutput:
@@ -88,12 +86,6 @@ def maybe_spectral(layer: nn.Module, kind: str) -> nn.Module:
 
 
 D_NORMS = ("none", "batch", "layer", "spectral")
-
-
-def check_choice(option: str, value: str, allowed: tuple[str, ...]) -> None:
-    """Reject an unknown string option with the option's name and the allowed values."""
-    if value not in allowed:
-        raise ConfigError(f"{option}={value!r} is not supported; allowed: {', '.join(allowed)}")
 
 
 def init_weights(module: nn.Module) -> None:

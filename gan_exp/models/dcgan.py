@@ -5,13 +5,12 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from gan_exp.data.base import DataSpec
-from gan_exp.errors import ConfigError
+from gan_exp.errors import ConfigError, check_choice
 from gan_exp.models.activations import LeakyReLU
 from gan_exp.models.base import (
     D_NORMS,
     GANModels,
     ScoreCritic,
-    check_choice,
     critic_norm_2d,
     init_weights,
     maybe_spectral,

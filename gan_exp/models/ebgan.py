@@ -10,14 +10,13 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from gan_exp.data.base import DataSpec
-from gan_exp.errors import ConfigError
+from gan_exp.errors import ConfigError, check_choice
 from gan_exp.models.activations import LeakyReLU, ReLU
 from gan_exp.models.base import (
     D_NORMS,
     Critic,
     CriticOutput,
     GANModels,
-    check_choice,
     critic_norm_1d,
     maybe_spectral,
 )

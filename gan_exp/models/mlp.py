@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from gan_exp.data.base import DataSpec
+from gan_exp.errors import check_choice
 from gan_exp.models.activations import LeakyReLU
 from gan_exp.models.base import (
     D_NORMS,
     GANModels,
     ScoreCritic,
-    check_choice,
     critic_norm_1d,
     maybe_spectral,
 )
