@@ -214,6 +214,23 @@ BAD_INPUTS = [
     (["dataset.size=5"], "dataset.size=5 must be >= 10"),
     (["dataset=ring", "dataset.std=0"], "dataset.std=0 must be a number > 0"),
     (["dataset=mnist", "dataset.channels=2"], "dataset.channels=2 is not supported; allowed: 1, 3"),
+    (
+        ["dataset=mnist", "dataset.in_memory=maybe"],
+        "dataset.in_memory='maybe' is not supported; allowed: auto, true, false",
+    ),
+    (
+        ["train.batch_fakes=maybe"],
+        "train.batch_fakes='maybe' is not supported; allowed: auto, true, false",
+    ),
+    (["train.amp=fp16"], "train.amp='fp16' is not supported; allowed: none, bf16"),
+    (
+        ["optimizer.impl=jit"],
+        "optimizer.impl='jit' is not supported; allowed: auto, fused, foreach, for_loop",
+    ),
+    (
+        ["loss=loss_sensitive", "loss.transform=exp"],
+        "loss.transform='exp' is not supported; allowed: softplus, abs, none",
+    ),
     (["log.every=0"], "log.every=0 must be an integer >= 1"),
     (["checkpoint.keep=0"], "checkpoint.keep=0 must be an integer >= 1"),
     (["divergence.max_critic=-5"], "divergence.max_critic=-5 must be null or a number > 0"),
