@@ -17,8 +17,11 @@ from torch import Tensor, nn
 from gan_exp.data.base import GANDataset
 from gan_exp.data.toy import PointDataset
 from gan_exp.metrics.features import labelled_images, load_or_train
+from gan_exp.metrics.image import TAGS as IMAGE_TAGS
 from gan_exp.metrics.image import ImageEvaluator
+from gan_exp.metrics.inception import TAGS as INCEPTION_TAGS
 from gan_exp.metrics.inception import InceptionEvaluator, InceptionUnavailable
+from gan_exp.metrics.toy import TAGS as TOY_TAGS
 from gan_exp.metrics.toy import mode_metrics
 
 log = logging.getLogger(__name__)
@@ -61,21 +64,8 @@ class Evaluator:
     def names(self) -> list[str]:
         """The tags `__call__` returns."""
         if self.toy:
-            return ["metrics/modes", "metrics/high_quality_pct", "metrics/mode_kl"]
-        names = [
-            "metrics/fd_classifier",
-            "metrics/kid_classifier",
-            "metrics/precision",
-            "metrics/recall",
-            "metrics/density",
-            "metrics/coverage",
-            "metrics/classes_hit",
-            "metrics/class_kl",
-            "metrics/classifier_test_accuracy",
-        ]
-        if self.inception is not None:
-            names += ["metrics/fid_inception", "metrics/kid_inception", "metrics/is_inception"]
-        return names
+            return list(TOY_TAGS)
+        return [*IMAGE_TAGS, *(INCEPTION_TAGS if self.inception is not None else ())]
 
     def sampler(self, generator: nn.Module, latent_dim: int):
         def sample(n: int) -> Tensor:

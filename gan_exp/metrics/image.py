@@ -17,6 +17,19 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
+# the keys of `ImageEvaluator.evaluate`, in order
+TAGS = (
+    "metrics/fd_classifier",
+    "metrics/kid_classifier",
+    "metrics/precision",
+    "metrics/recall",
+    "metrics/density",
+    "metrics/coverage",
+    "metrics/classes_hit",
+    "metrics/class_kl",
+    "metrics/classifier_test_accuracy",
+)
+
 
 class SuppliedFeatures(nn.Module):
     """Hands torchmetrics features we already computed (it calls its 'inception' on inputs)."""
@@ -128,15 +141,5 @@ class ImageEvaluator:
             self.real_features, fake_features, self.dc_k, self.real_radii
         )
         hit, kl = class_coverage(predicted, self.n_classes)
-        out = {
-            "metrics/fd_classifier": fd,
-            "metrics/kid_classifier": float(kid_mean),
-            "metrics/precision": precision,
-            "metrics/recall": recall,
-            "metrics/density": density,
-            "metrics/coverage": coverage,
-            "metrics/classes_hit": hit,
-            "metrics/class_kl": kl,
-            "metrics/classifier_test_accuracy": self.test_accuracy,
-        }
-        return out
+        values = (fd, float(kid_mean), precision, recall, density, coverage, hit, kl)
+        return dict(zip(TAGS, (*values, self.test_accuracy), strict=True))

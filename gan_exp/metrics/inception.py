@@ -12,6 +12,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+# the keys of `InceptionEvaluator.evaluate`, in order
+TAGS = ("metrics/fid_inception", "metrics/kid_inception", "metrics/is_inception")
+
 
 class InceptionUnavailable(RuntimeError):
     pass
@@ -81,8 +84,5 @@ class InceptionEvaluator:
             self.inception_score.update(part)
         kid, _ = self.kid.compute()
         is_mean, _ = self.inception_score.compute()
-        return {
-            "metrics/fid_inception": float(self.fid.compute()),
-            "metrics/kid_inception": float(kid),
-            "metrics/is_inception": float(is_mean),
-        }
+        fid = float(self.fid.compute())
+        return dict(zip(TAGS, (fid, float(kid), float(is_mean)), strict=True))

@@ -12,6 +12,9 @@ import math
 import torch
 from torch import Tensor
 
+# the keys of `mode_metrics`, in order
+TAGS = ("metrics/modes", "metrics/high_quality_pct", "metrics/mode_kl")
+
 
 def mode_metrics(points: Tensor, means: Tensor, std: float, n_std: float = 3.0) -> dict[str, float]:
     points = points.detach().double().cpu()
@@ -26,8 +29,6 @@ def mode_metrics(points: Tensor, means: Tensor, std: float, n_std: float = 3.0) 
         kl = float((p[nz] * (p[nz] * k).log()).sum())
     else:
         kl = math.log(k)  # no high-quality point: as far from uniform as a point mass
-    return {
-        "metrics/modes": float((counts > 0).sum()),
-        "metrics/high_quality_pct": 100.0 * float(high_quality.double().mean()),
-        "metrics/mode_kl": kl,
-    }
+    modes = float((counts > 0).sum())
+    high_quality_pct = 100.0 * float(high_quality.double().mean())
+    return dict(zip(TAGS, (modes, high_quality_pct, kl), strict=True))
