@@ -80,6 +80,12 @@ class WeightClip(Penalty):
                 p.clamp_(-self.c, self.c)
 
 
+def _per_sample_uniform(x: Tensor) -> Tensor:
+    """One U(0, 1) draw per sample of `x`, shaped to broadcast over the sample's other dims."""
+    shape = (x.shape[0],) + (1,) * (x.dim() - 1)
+    return torch.rand(shape, device=x.device, dtype=x.dtype)
+
+
 class GradientPenalty(Penalty):
     """`penalty=gp` (WGAN-GP): lam * E[(|grad D(xh)| - k)^2] on real/fake interpolates.
 
@@ -93,8 +99,7 @@ class GradientPenalty(Penalty):
         self.lam, self.k = lam, k
 
     def points(self, x_real, x_fake):
-        shape = (x_real.shape[0],) + (1,) * (x_real.dim() - 1)
-        eps = torch.rand(shape, device=x_real.device, dtype=x_real.dtype)
+        eps = _per_sample_uniform(x_real)
         return eps * x_real.detach() + (1.0 - eps) * x_fake.detach()
 
     def from_grad_norm(self, norms):
@@ -103,7 +108,7 @@ class GradientPenalty(Penalty):
 
 def _perturb_authors(x: Tensor, c: float) -> Tensor:
     """DRAGAN authors' code / StudioGAN: a x + (1 - a)(x + 0.5 std(x) u), a per sample."""
-    a = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device, dtype=x.dtype)
+    a = _per_sample_uniform(x)
     noisy = x + 0.5 * x.std() * torch.rand_like(x)
     return a * x + (1.0 - a) * noisy
 
@@ -125,26 +130,23 @@ PERTURBATIONS = {
 }
 
 
-class DraganPenalty(Penalty):
+class DraganPenalty(GradientPenalty):
     """`penalty=dragan` (Kodali 2017): lam * E[(|grad D(xp)| - k)^2], xp near the real batch only.
 
-    `perturbation` picks the published form; `c` is the noise variance of the `gaussian` form.
+    WGAN-GP's term, taken at other points. `perturbation` picks the published form; `c` is the
+    noise variance of the `gaussian` form.
     """
-
-    per_sample_gradients = True
 
     def __init__(
         self, lam: float = 10.0, k: float = 1.0, perturbation: str = "authors", c: float = 10.0
     ) -> None:
         check_choice("penalty.perturbation", perturbation, PERTURBATIONS)
-        self.lam, self.k, self.c = lam, k, c
+        super().__init__(lam, k)
+        self.c = c
         self.perturb = PERTURBATIONS[perturbation]
 
     def points(self, x_real, x_fake):
         return self.perturb(x_real.detach(), self.c)
-
-    def from_grad_norm(self, norms):
-        return self.lam * (norms - self.k).pow(2).mean()
 
 
 class RealGradPenalty(Penalty):
