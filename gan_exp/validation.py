@@ -41,6 +41,7 @@ def _optional(rule: tuple[Callable[[Any], bool], str]) -> tuple[Callable[[Any], 
 
 
 _BOOL = (lambda v: isinstance(v, bool), "true or false")
+_OPEN_UNIT = (lambda v: _num(0, True)[0](v) and v < 1, "a number in (0, 1)")
 
 
 def _betas(v: Any) -> bool:
@@ -75,7 +76,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "optimizer.betas": (_betas, "two numbers in [0, 1), e.g. [0.5, 0.999]"),
     "optimizer.weight_decay": _num(0, False),
     "optimizer.momentum": _num(0, False),
-    "optimizer.alpha": (lambda v: _num(0, True)[0](v) and v < 1, "a number in (0, 1)"),
+    "optimizer.alpha": _OPEN_UNIT,
     "penalty.lam": _num(0, False),
     "penalty.k": _num(0, False),
     "penalty.c": _num(0, True),
@@ -103,7 +104,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "metrics.classifier.epochs": _int(1),
     "metrics.classifier.batch_size": _int(1),
     "metrics.classifier.lr": _num(0, True),
-    "metrics.classifier.holdout": (lambda v: _num(0, True)[0](v) and v < 1, "a number in (0, 1)"),
+    "metrics.classifier.holdout": _OPEN_UNIT,
     "dataset.size": _optional(_int(1)),
     "dataset.image_size": _int(4),
     "dataset.num_workers": _int(0),
