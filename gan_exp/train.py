@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
 import hydra
+from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -31,6 +33,13 @@ def _hydra_subdir(resume: str | None, run_dir: str) -> str:
 # hydra.run.dir / hydra.output_subdir in conf/train.yaml depend on `resume`
 OmegaConf.register_new_resolver("gan_exp_run_dir", run_dir_of, replace=True)
 OmegaConf.register_new_resolver("gan_exp_hydra_subdir", _hydra_subdir, replace=True)
+
+
+def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
+    """The `train` config composed as the command line would, without running it: for tests,
+    scripts and notebooks."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides))
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")

@@ -12,7 +12,7 @@ and the ratio project / naive (naive in a process of its own). Then throughput a
 batch size, memory over a long run, and the cost of logging and evaluation at their default
 intervals.
 
-    python scripts/benchmark.py                 # the full set (about 15 minutes on 2 CPU cores)
+    python scripts/benchmark.py                 # the full set (about 8 minutes on 2 CPU cores)
     python scripts/benchmark.py --quick         # a smoke run in seconds
     python scripts/benchmark.py --device cuda --steps 300
     python scripts/benchmark.py --naive-workers 8   # seed 003's DataLoader(num_workers=8)
@@ -34,7 +34,6 @@ import time
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
@@ -44,9 +43,9 @@ from gan_exp.data.base import GANDataset
 from gan_exp.metrics import Evaluator
 from gan_exp.models.activations import stock_activations
 from gan_exp.tb import RunLogger
+from gan_exp.train import compose_config as config
 from gan_exp.trainer import Trainer
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 # (variant, model, extra overrides)
 CASES = [
     ("wgan_gp", "mlp", []),
@@ -56,11 +55,6 @@ CASES = [
     ("wgan_gp", "dcgan", []),
     ("dragan", "dcgan", []),
 ]
-
-
-def config(overrides: list[str]) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="train", overrides=overrides)
 
 
 # ---------------------------------------------------------------- memory

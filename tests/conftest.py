@@ -5,10 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+from gan_exp.train import CONF_DIR, compose_config
 
 # Small and quick: a few steps on a small slice of the offline digits.
 FAST = [
@@ -28,9 +26,7 @@ FAST = [
 SMALL_EBGAN = ["model.g_width=16", "model.d_width=8"]
 
 
-def compose_cfg(overrides: list[str] | None = None) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="train", overrides=overrides or [])
+compose_cfg = compose_config  # the real configs, composed without the Hydra decorator
 
 
 def group_options(group: str) -> list[str]:
