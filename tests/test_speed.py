@@ -1,6 +1,7 @@
 """Speed settings change how the step runs, never what it computes."""
 
 import copy
+import os
 import platform
 import resource
 import subprocess
@@ -29,12 +30,13 @@ def losses_after_steps(overrides: list[str], steps: int = 3) -> list[float]:
     seed_everything(0)
     parts = build_components(cfg, CPU)
     seed_everything(0)
-    trainer = Trainer(cfg, Path(tempfile.mkdtemp()), parts, CPU)
     out = []
-    for _ in range(steps):
-        trainer.critic_step()
-        trainer.generator_step()
-        out.append(trainer.meter.read())
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = Trainer(cfg, Path(run_dir), parts, CPU)
+        for _ in range(steps):
+            trainer.critic_step()
+            trainer.generator_step()
+            out.append(trainer.meter.read())
     return [v for d in out for k, v in sorted(d.items())]
 
 
@@ -61,10 +63,10 @@ def test_one_critic_forward_for_real_and_fake_computes_the_same(extra):
         (["loss=gan", "model.d_norm=batch"], False),  # batch statistics mix real and fake
     ],
 )
-def test_batch_critic_auto_batches_whenever_that_is_exact(extra, batched):
+def test_batch_critic_auto_batches_whenever_that_is_exact(extra, batched, tmp_path):
     cfg = compose_cfg([*FAST, *extra])
     parts = build_components(cfg, CPU)
-    assert Trainer(cfg, Path(tempfile.mkdtemp()), parts, CPU).batch_critic is batched
+    assert Trainer(cfg, tmp_path, parts, CPU).batch_critic is batched
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc tuning is glibc's mallopt")
@@ -149,7 +151,7 @@ def test_benchmark_script_runs(tmp_path):
         capture_output=True,
         text=True,
         timeout=600,
-        env={**__import__("os").environ, "GAN_EXP_DATA": str(tmp_path)},
+        env={**os.environ, "GAN_EXP_DATA": str(tmp_path)},
     )
     assert proc.returncode == 0, proc.stderr
     for heading in [
@@ -181,13 +183,13 @@ HOST_SYNC_OPS = {"aten::item", "aten::is_nonzero", "aten::nonzero"}
         ["loss=wgan_gp", "dataset=ring", "model.g_hidden=[32]", "model.d_hidden=[32]"],
     ],
 )
-def test_training_steps_make_no_host_sync(extra, monkeypatch):
+def test_training_steps_make_no_host_sync(extra, monkeypatch, tmp_path):
     """Between logging intervals the loop never waits on the device (checked through the ops a
     sync goes through, which the CPU profiler records as well, and the copies to the host,
     which are no-ops on a CPU and so are caught by name)."""
     cfg = compose_cfg([*FAST, "train.n_critic=2", *extra])
     parts = build_components(cfg, CPU)
-    trainer = Trainer(cfg, Path(tempfile.mkdtemp()), parts, CPU)
+    trainer = Trainer(cfg, tmp_path, parts, CPU)
     trainer.critic_phase()  # first steps create optimiser state
     trainer.generator_step()
     copies: list[str] = []
