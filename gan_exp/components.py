@@ -84,10 +84,13 @@ def build_components(
     validate(cfg)
     if dataset is None:
         dataset = build(cfg.dataset)
-    models: GANModels = build(cfg.model, data=dataset.spec)
+    loss: GANLoss = build(cfg.loss)
+    model_kwargs: dict[str, Any] = {"data": dataset.spec}
+    if cfg.model.get("critic") == "auto":  # model=toy_mlp: the critic kind the loss needs
+        model_kwargs["critic"] = "autoencoder" if loss.requires_embedding else "maxout"
+    models: GANModels = build(cfg.model, **model_kwargs)
     models.generator.to(device)
     models.critic.to(device)
-    loss: GANLoss = build(cfg.loss)
     penalty: Penalty = build(cfg.penalty)
     check_compatible(cfg, models, loss, penalty)
     opt_g, opt_d = build(cfg.optimizer, generator=models.generator, critic=models.critic)

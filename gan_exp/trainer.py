@@ -432,6 +432,13 @@ def _train(
         cfg.optimizer.name,
         device,
     )
+    if parts.dataset.spec.shape == (2,) and cfg.model.name != "toy_mlp":
+        log.warning(
+            "model=%s on a 2-D toy: the variants are tuned and measured on the toys with "
+            "experiment=toy_%s (PacGAN's setup; docs/results.md)",
+            cfg.model.name,
+            cfg.dataset.name if cfg.dataset.name in ("ring", "grid") else "ring",
+        )
     # purge_step hides events a killed run logged after the checkpoint it resumes from
     logger = RunLogger(run_dir, purge_step=trainer.step + 1 if state is not None else None)
     metrics: dict[str, Any] = {}

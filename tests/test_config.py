@@ -63,6 +63,8 @@ def test_every_option_composes_and_instantiates(group, tmp_path):
         cfg = compose_cfg(overrides)
         if cfg.model.name == "dcgan" and cfg.dataset.name in ("ring", "grid"):
             overrides.append("model=mlp")
+        if cfg.model.name == "toy_mlp" and cfg.dataset.name not in ("ring", "grid"):
+            overrides.append("dataset=ring")
         if cfg.model.name == "ebgan":
             overrides += SMALL_EBGAN
         if cfg.model.name == "ebgan" and cfg.penalty.name in ("gp", "dragan", "real_grad"):
@@ -192,3 +194,24 @@ def test_device_choice():
 def test_build_drops_the_name_label():
     loss = build(compose_cfg(["loss=least_squares", "loss.b=0.5"]).loss)
     assert loss.b == 0.5
+
+
+@pytest.mark.parametrize("preset", ["toy_ring", "toy_grid", "pacgan_ring", "pacgan_grid"])
+def test_toy_presets_build_for_every_loss(preset):
+    """`loss=X experiment=toy_ring` keeps X's own settings on PacGAN's toy setup;
+    `experiment=pacgan_ring` is the GAN protocol, and a `loss=` beside it swaps only the loss."""
+    for loss in group_options("loss"):
+        cfg = compose_cfg([f"loss={loss}", f"experiment={preset}"])
+        assert cfg.model.name == "toy_mlp" and cfg.train.batch_size == 100
+        parts = build_components(cfg, CPU)
+        assert parts.models.critic.produces_embedding == (loss == "ebgan")
+        assert cfg.loss.name == loss
+        if preset.startswith("pacgan"):
+            assert cfg.optimizer.name == "adam_pacgan"
+        else:
+            assert list(cfg.model.g_hidden) == [128, 128, 128]
+    pacgan = compose_cfg(["experiment=pacgan_ring"])
+    assert pacgan.loss.name == "gan"
+    assert pacgan.optimizer.lr_g == pacgan.optimizer.lr_d == 1e-4
+    assert list(pacgan.optimizer.betas) == [0.8, 0.999] and pacgan.model.latent_dim == 2
+    assert list(pacgan.model.g_hidden) == [400] * 4 and list(pacgan.model.d_hidden) == [200] * 3

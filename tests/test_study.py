@@ -1,0 +1,55 @@
+"""The variants study (scripts/study.py) end to end in its quick mode, as the README runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_study_writes_tables_figures_and_keeps_a_failed_run_visible(tmp_path):
+    out = tmp_path / "study"
+    # a run folder that holds another config's run must be reported, not reused or overwritten
+    foreign = out / "runs" / "grid" / "gan" / "seed0" / ".hydra"
+    foreign.mkdir(parents=True)
+    (foreign / "config.yaml").write_text("seed: 99\n")
+    proc = subprocess.run(
+        [sys.executable, "scripts/study.py", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # one run failed
+    docs = out / "docs"
+    report = (docs / "results.md").read_text()
+    for label in ("WGAN-GP", "Loss-Sensitive GAN", "EBGAN", "Hinge", "Least squares"):
+        assert f"</a>{label} |" in report
+    assert "DRAGAN, paper form (`loss=gan penalty=dragan`)" in report
+    assert "| **GAN, this study** (`loss=gan experiment=pacgan_ring" in report
+    assert "| GAN (PacGAN, Lin et al. 2018, Table 1; 10 trials) | 6.3 +- 0.5 |" in report
+    assert "| FD (classifier) |" in report
+    # the failed run is a row of its own and is named with its reason; nothing was overwritten
+    assert '<a id="grid-gan"></a>GAN (non-saturating) | n/a | n/a | n/a | 0 (1 failed) |' in report
+    assert "`grid/gan/seed0`:" in report and "holds a run of another config" in report
+    assert (foreign / "config.yaml").read_text() == "seed: 99\n"
+    for name in ("study_ring.png", "study_digits.png", "study_reference_curves.png"):
+        assert (docs / name).stat().st_size > 1000
+    records = json.loads((docs / "results.json").read_text())
+    assert {r["status"] for r in records} == {"done", "failed"}
+    ring = [r for r in records if r["section"] == "ring"]
+    assert len(ring) == 9 and all(r["final"]["metrics/modes"] >= 0 for r in ring)
+    # a second invocation reuses every finished run instead of training it again
+    again = subprocess.run(
+        [sys.executable, "scripts/study.py", "--quick", "--out", str(out), "--only", "ring"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    statuses = {r["status"] for r in json.loads((docs / "results.json").read_text())}
+    assert statuses == {"reused"}
