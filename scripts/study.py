@@ -123,7 +123,7 @@ class Plan:
                 "pacgan_grid": ["experiment=pacgan_grid"],
                 "ring": ["experiment=toy_ring"],
                 "grid": ["experiment=toy_grid"],
-                "digits": ["train.steps=2000", "metrics.every=1000"],
+                "digits": ["train.steps=1500", "metrics.every=750"],
             },
             variants={"pacgan_ring": ["gan"], "pacgan_grid": ["gan"]},
         )
