@@ -325,6 +325,9 @@ def variant_rows(jobs: list[Job], section: str, tags: list[str], digits: list[in
         failed = len(mine) - len(ok)
         n = f"{len(ok)}" + (f" ({failed} failed)" if failed else "")
         cells = " | ".join(metric_cells(ok, tags, digits))
+        extra = SECTION_OVERRIDES.get((section, slug))
+        if extra:  # a change from the variant's paper settings is part of its label
+            label = f"{label}, with `{' '.join(extra)}`"
         # an anchor per row, so the README's variants table can link to it
         rows.append(f'| <a id="{section}-{slug}"></a>{label} | {cells} | {n} |')
     return rows
@@ -556,8 +559,10 @@ def write_report(
             done = finished(job.run_dir)
             if done is not None:
                 job.status, job.final = "reused", done["final"]
-            else:
-                job.status, job.reason = "failed", "no finished run in its folder"
+            elif job.run_dir.is_dir():
+                job.status, job.reason = "failed", "its folder holds no finished run"
+    missing = [j for j in jobs if j.status == "pending"]
+    jobs = [j for j in jobs if j.status != "pending"]
     command = f"python scripts/study.py{' --quick' if quick else ''}"
     timing = (
         f"Wall time of this invocation: {wall / 60:.1f} min, two runs at a time (runs reused "
@@ -580,6 +585,11 @@ def write_report(
                   "numbers mean nothing.**", ""]
     lines += toy_sections(jobs, plan, docs)
     lines += digits_section(jobs, plan, docs)
+    if missing:
+        lines += ["## Not trained yet", "",
+                  "The study was stopped before these runs; `python scripts/study.py` trains "
+                  "them and keeps the rest:", "",
+                  *[f"- `{j.section}/{j.variant}/seed{j.seed}`" for j in missing], ""]
     failed = [j for j in jobs if j.status == "failed"]
     if failed:
         lines += ["## Failed runs", "",

@@ -27,8 +27,9 @@ def test_quick_study_writes_tables_figures_and_keeps_a_failed_run_visible(tmp_pa
     docs = out / "docs"
     report = (docs / "results.md").read_text()
     for label in ("WGAN-GP", "Loss-Sensitive GAN", "EBGAN", "Hinge", "Least squares"):
-        assert f"</a>{label} |" in report
+        assert f"</a>{label}" in report
     assert "DRAGAN, paper form (`loss=gan penalty=dragan`)" in report
+    assert "</a>WGAN-GP, with `penalty.lam=0.1 optimizer.betas=[0.5,0.9]` |" in report
     assert "| **GAN, this study** (`loss=gan experiment=pacgan_ring" in report
     assert "| GAN (PacGAN, Lin et al. 2018, Table 1; 10 trials) | 6.3 +- 0.5 |" in report
     assert "| FD (classifier) |" in report
