@@ -42,7 +42,7 @@ def test_quick_study_writes_tables_figures_and_keeps_a_failed_run_visible(tmp_pa
     records = json.loads((docs / "results.json").read_text())
     assert {r["status"] for r in records} == {"done", "failed"}
     ring = [r for r in records if r["section"] == "ring"]
-    assert len(ring) == 9 and all(r["final"]["metrics/modes"] >= 0 for r in ring)
+    assert len(ring) == 11 and all(r["final"]["metrics/modes"] >= 0 for r in ring)
     # a second invocation reuses every finished run instead of training it again
     again = subprocess.run(
         [sys.executable, "scripts/study.py", "--quick", "--out", str(out), "--only", "ring"],
