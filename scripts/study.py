@@ -179,10 +179,6 @@ class Job:
     seconds: float = 0.0
     final: dict[str, float] = field(default_factory=dict)
 
-    @property
-    def command(self) -> str:
-        return "python -m gan_exp.train " + " ".join(self.overrides + [f"seed={self.seed}"])
-
 
 def make_jobs(plan: Plan, out: Path, sections: Sequence[str]) -> list[Job]:
     jobs = []
@@ -422,13 +418,13 @@ def figure_samples(jobs: list[Job], section: str, path: Path) -> bool:
 
 def figure_curves(groups: list[tuple[str, list[Job]]], path: Path) -> bool:
     """Toy metrics against steps, one row per group: every seed (grey), mean and +- std."""
-    groups = [(name, runs) for name, runs in groups if curves(runs)[0]]
-    if not groups:
+    drawn = [(name, *curves(runs)) for name, runs in groups]
+    drawn = [(name, steps, hists) for name, steps, hists in drawn if steps]
+    if not drawn:
         return False
     plt = _pyplot()
-    fig, axes = plt.subplots(len(groups), 3, figsize=(12, 3 * len(groups)), squeeze=False)
-    for row, (name, runs) in enumerate(groups):
-        steps, hists = curves(runs)
+    fig, axes = plt.subplots(len(drawn), 3, figsize=(12, 3 * len(drawn)), squeeze=False)
+    for row, (name, steps, hists) in enumerate(drawn):
         for col, tag in enumerate(TOY_TAGS):
             vals = torch.tensor([[h[s][tag] for s in steps] for h in hists], dtype=torch.float64)
             mean = vals.mean(0)
