@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 from torchvision.utils import save_image
 
 from gan_exp import checkpoint
@@ -29,7 +30,8 @@ def evaluate(
     ckpt = checkpoint.resolve(str(path), path.parent)
     assert ckpt is not None
     state = checkpoint.load(ckpt)
-    cfg = checkpoint.config_for_resume(state["config"], [f"device={device}"], ckpt)
+    cfg = OmegaConf.create(state["config"])
+    cfg.device = device
     if n_samples is not None:
         cfg.metrics.n_samples = cfg.metrics.toy_samples = n_samples
     dev = resolve_device(cfg.device)

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import signal
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,34 +22,20 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
-from torchvision.utils import save_image
 from tqdm import tqdm
 
 from gan_exp import checkpoint, speed
-from gan_exp.components import Components, build_components, resolve_device, seed_everything
-from gan_exp.errors import ConfigError
+from gan_exp.components import Components
+from gan_exp.errors import Interrupted, TrainingDiverged
 from gan_exp.metrics import Evaluator
 from gan_exp.metrics.tracker import MetricsTracker
 from gan_exp.models.base import CriticOutput, split_output
-from gan_exp.tb import RunLogger, flatten_config
+from gan_exp.tb import RunLogger
 
 log = logging.getLogger(__name__)
 
 # Tags every run writes; the HParams tab shows their final values next to the config.
 HPARAM_METRICS = ["loss/d", "loss/g", "loss/penalty", "critic/real", "critic/fake"]
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss or critic output became NaN, infinite or exploded."""
-
-
-class Interrupted(RuntimeError):
-    """SIGINT/SIGTERM arrived; a checkpoint of the current step was saved first."""
-
-    def __init__(self, signum: int, step: int, path: Path) -> None:
-        self.signum, self.step, self.path = signum, step, path
-        name = signal.Signals(signum).name
-        super().__init__(f"{name} at step {step}; checkpoint saved to {path}")
 
 
 class Meter:
@@ -104,8 +89,10 @@ class Trainer:
         parts: Components,
         device: torch.device,
         evaluator: Evaluator | None = None,
+        choices: dict[str, str | None] | None = None,
     ):
         self.cfg, self.run_dir, self.parts, self.device = cfg, run_dir, parts, device
+        self.choices = choices or {}  # group -> option, kept in checkpoints for resume checks
         self.evaluator = evaluator
         self.tracker = MetricsTracker(run_dir / "metrics.json")
         self.G, self.D = parts.models.generator, parts.models.critic
@@ -224,6 +211,7 @@ class Trainer:
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "config": OmegaConf.to_yaml(self.cfg, resolve=True),
+            "choices": dict(self.choices),
         }
 
     def load_state_dict(self, state: dict[str, Any], path: Path) -> None:
@@ -329,127 +317,3 @@ class Trainer:
         bar.close()
         last["time/train_sec"] = time.perf_counter() - start
         return last
-
-
-@contextmanager
-def run_folder_lock(run_dir: Path) -> Iterator[None]:
-    """One live run per folder: a lock file holding the owner's pid.
-
-    A lock left by a killed run (its pid no longer alive) is taken over.
-    """
-    lock = run_dir / ".lock"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and pid != os.getpid() and _alive(pid):
-                raise ConfigError(
-                    f"run folder {run_dir} is in use by process {pid}; choose another "
-                    "hydra.run.dir or wait for that run"
-                ) from None
-            lock.unlink(missing_ok=True)
-    else:
-        raise ConfigError(f"could not lock run folder {run_dir}")
-    with os.fdopen(fd, "w") as f:
-        f.write(str(os.getpid()))
-    try:
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def train(cfg: DictConfig, run_dir: str | Path, overrides: Sequence[str] = ()) -> dict[str, float]:
-    """Train one run into `run_dir` and return the last logged scalars.
-
-    `cfg.resume` (`auto`, a run folder or a checkpoint file) continues from a checkpoint with
-    that checkpoint's config; `overrides` (the command line's) may change its values, e.g.
-    `train.steps`. Usable without Hydra's decorator (tests, notebooks).
-    """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with run_folder_lock(run_dir):
-        checkpoint.remove_stale_temporaries(run_dir)
-        resume_from = checkpoint.resolve(cfg.get("resume"), run_dir)
-        state = None
-        if resume_from is not None:
-            state = checkpoint.load(resume_from)
-            cfg = checkpoint.config_for_resume(state["config"], list(overrides), resume_from)
-        elif checkpoint.latest(run_dir) is not None:
-            raise ConfigError(
-                f"run folder {run_dir} already holds checkpoints; pass resume=auto to continue "
-                "that run, or choose another hydra.run.dir"
-            )
-        return _train(cfg, run_dir, state, resume_from)
-
-
-def check_optimized_metric(cfg: DictConfig, evaluator: Evaluator | None) -> None:
-    key = cfg.get("optimized_metric")
-    if not key or key.startswith(("loss/", "critic/")):
-        return
-    names = evaluator.names if evaluator is not None else []
-    if key not in names:
-        raise ConfigError(
-            f"optimized_metric={key} is not computed by this run; available: "
-            f"{', '.join(names) or 'none (metrics.enabled=false)'}, or a loss/ or critic/ tag"
-        )
-
-
-def _train(
-    cfg: DictConfig, run_dir: Path, state: dict[str, Any] | None, resume_from: Path | None
-) -> dict[str, float]:
-    device = resolve_device(cfg.device)
-    seed_everything(int(cfg.seed))
-    parts = build_components(cfg, device)
-    seed_everything(int(cfg.seed))  # the loop's randomness does not depend on how models were built
-    evaluator = Evaluator(cfg, parts.dataset, device) if cfg.metrics.enabled else None
-    check_optimized_metric(cfg, evaluator)
-    trainer = Trainer(cfg, run_dir, parts, device, evaluator)
-    if state is not None and resume_from is not None:
-        trainer.load_state_dict(state, resume_from)
-        log.info("resumed from %s at step %d", resume_from, trainer.step)
-    log.info(
-        "run %s: loss=%s penalty=%s model=%s %s optimizer=%s on %s",
-        run_dir,
-        cfg.loss.name,
-        cfg.penalty.name,
-        cfg.model.name,
-        parts.dataset.describe(),
-        cfg.optimizer.name,
-        device,
-    )
-    if parts.dataset.spec.shape == (2,) and cfg.model.name != "toy_mlp":
-        log.warning(
-            "model=%s on a 2-D toy: the variants are tuned and measured on the toys with "
-            "experiment=toy_%s (PacGAN's setup; docs/results.md)",
-            cfg.model.name,
-            cfg.dataset.name if cfg.dataset.name in ("ring", "grid") else "ring",
-        )
-    # purge_step hides events a killed run logged after the checkpoint it resumes from
-    logger = RunLogger(run_dir, purge_step=trainer.step + 1 if state is not None else None)
-    metrics: dict[str, Any] = {}
-    success = False
-    try:
-        tags = HPARAM_METRICS + (evaluator.names if evaluator is not None else [])
-        logger.start_hparams(flatten_config(cfg), tags, resumed=state is not None)
-        metrics = trainer.run(logger)
-        save_image(trainer.preview(), run_dir / "samples.png")
-        success = True
-    finally:
-        logger.close(success)
-    log.info("finished %d steps: %s", trainer.step, {k: round(v, 5) for k, v in metrics.items()})
-    return metrics

@@ -8,8 +8,10 @@ options by Hydra, which lists the available ones.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -57,8 +59,18 @@ def _widths(v: Any) -> bool:
     return len(items) > 0 and all(_int(1)[0](w) for w in items)
 
 
+# torch seeds are 64-bit; the loop also uses seed + 1
+MAX_SEED = 2**63 - 2
+_SEED = (
+    lambda v: _int(0)[0](v) and v <= MAX_SEED,
+    f"an integer in [0, {MAX_SEED}] (2^63 - 2)",
+)
+
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "seed": _int(0),
+    "seed": _SEED,
+    "dataset.seed": _SEED,
+    "metrics.seed": _SEED,
+    "metrics.classifier.seed": _SEED,
     "train.steps": _int(1),
     "train.n_critic": _int(1),
     # BatchNorm generators, the pulling-away term and per-batch statistics need pairs
@@ -115,7 +127,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 
 def validate(cfg: DictConfig) -> None:
-    """Raise ConfigError for the first value that breaks its rule."""
+    """Raise ConfigError for a key nothing uses, or the first value that breaks its rule."""
+    check_known_keys(cfg)
     for key, (check, text) in RULES.items():
         value = OmegaConf.select(cfg, key, default=_MISSING)
         if value is _MISSING:
@@ -123,3 +136,71 @@ def validate(cfg: DictConfig) -> None:
         shown = OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
         if not check(value):
             raise ConfigError(f"{key}={shown!r} must be {text}")
+
+
+# Group nodes: `name`, `_target_` and the target's keyword arguments.
+GROUP_NODES = ("dataset", "model", "penalty", "optimizer", "loss")
+_NODE_KEYS = ("name", "_target_")
+
+
+def _nearest(key: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def target_parameters(group: str, target: str) -> tuple[set[str], bool]:
+    """The keyword arguments `target` accepts, and whether it takes **kwargs."""
+    from hydra.utils import get_object
+
+    try:
+        fn = get_object(target)
+    except Exception as err:
+        raise ConfigError(
+            f"{group}._target_={target} cannot be imported ({type(err).__name__}: {err}); is "
+            "its module on the Python path?"
+        ) from None
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return set(), True
+    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return names - {"self"}, any(p.kind == p.VAR_KEYWORD for p in params)
+
+
+def check_known_keys(cfg: DictConfig) -> None:
+    """Refuse keys that no part of the run reads (a `+train.step=10` typo would otherwise train
+    silently with the default), naming the nearest real key."""
+    from gan_exp.config import group_options_with, primary_settings
+
+    for group in GROUP_NODES:
+        node = cfg.get(group)
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            continue
+        accepted, any_kwargs = target_parameters(group, str(node._target_))
+        if any_kwargs:
+            continue
+        for key in node:
+            if key in _NODE_KEYS or key in accepted:
+                continue
+            takes = ", ".join(sorted(accepted)) or "nothing"
+            others = [o for o in group_options_with(group, str(key)) if o != node.get("name")]
+            hint = f"; {group}={'|'.join(others)} has it" if others else _nearest(key, accepted)
+            raise ConfigError(
+                f"{group}.{key} is not an option of {group}={node.get('name')} "
+                f"({node._target_} takes: {takes}){hint}"
+            )
+    _check_section(cfg, primary_settings(), "")
+
+
+def _check_section(node: DictConfig, known: DictConfig, prefix: str) -> None:
+    for key in node:
+        if prefix == "" and key in GROUP_NODES:
+            continue
+        path = f"{prefix}{key}"
+        if key not in known:
+            known_paths = [f"{prefix}{k}" for k in known]
+            hint = _nearest(path, known_paths)
+            raise ConfigError(f"{path} is not a gan_exp setting; nothing would read it{hint}")
+        child, ref = node._get_node(key), known._get_node(key)
+        if isinstance(child, DictConfig) and isinstance(ref, DictConfig):
+            _check_section(child, ref, f"{path}.")

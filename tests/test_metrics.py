@@ -19,7 +19,7 @@ from gan_exp.metrics.image import (
 )
 from gan_exp.metrics.toy import mode_metrics
 from gan_exp.metrics.tracker import MetricsTracker
-from gan_exp.trainer import train
+from gan_exp.run import train
 from tests.conftest import FAST, compose_cfg, read_events
 
 

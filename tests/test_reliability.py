@@ -12,8 +12,8 @@ import torch
 
 from gan_exp import checkpoint
 from gan_exp.components import build_components, resolve_device
-from gan_exp.errors import ConfigError
-from gan_exp.trainer import TrainingDiverged, train
+from gan_exp.errors import ConfigError, TrainingDiverged
+from gan_exp.run import train
 from tests.conftest import FAST, compose_cfg, read_events
 
 CPU = resolve_device("cpu")
@@ -78,7 +78,11 @@ def test_incompatible_checkpoint_names_file_and_mismatch(tmp_path):
         checkpoint.CheckpointError,
         match=rf"(?s){ckpt.name} does not fit this generator.*size mismatch",
     ):
-        train(compose_cfg([f"resume={ckpt}"]), run, [f"resume={ckpt}", "model.latent_dim=7"])
+        train(
+            compose_cfg([f"resume={ckpt}"]),
+            run,
+            [f"resume={ckpt}", "model.latent_dim=7", "train.steps=20"],
+        )
 
 
 def test_corrupt_and_truncated_checkpoints_are_named(tmp_path):
@@ -93,7 +97,7 @@ def test_corrupt_and_truncated_checkpoints_are_named(tmp_path):
     ckpt.write_bytes(b"garbage")
     with pytest.raises(checkpoint.CheckpointError, match="cannot be read"):
         train(compose_cfg([f"resume={ckpt}"]), tmp_path / "run", [f"resume={ckpt}"])
-    with pytest.raises(checkpoint.CheckpointError, match="no such checkpoint file or run folder"):
+    with pytest.raises(checkpoint.CheckpointError, match="no such run folder or checkpoint file"):
         checkpoint.resolve(str(tmp_path / "missing.pt"), tmp_path)
 
 
@@ -178,7 +182,7 @@ BAD_INPUTS = [
     (["train.steps=abc"], "train.steps='abc' must be an integer >= 1"),
     (["train.n_critic=-2"], "train.n_critic=-2 must be an integer >= 1"),
     (["train.batch_size=1"], "train.batch_size=1 must be an integer >= 2"),
-    (["seed=-1"], "seed=-1 must be an integer >= 0"),
+    (["seed=-1"], "seed=-1 must be an integer in [0, 9223372036854775806]"),
     (["optimizer.lr_g=0"], "optimizer.lr_g=0 must be a number > 0"),
     (["optimizer.lr_d=-1e-4"], "optimizer.lr_d=-0.0001 must be a number > 0"),
     (["optimizer.betas=[0.5,1.0]"], "optimizer.betas=[0.5, 1.0] must be two numbers in [0, 1)"),

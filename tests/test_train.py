@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan_exp.trainer import TrainingDiverged, train
+from gan_exp.errors import TrainingDiverged
+from gan_exp.run import train
 from tests.conftest import FAST, SMALL_EBGAN, compose_cfg, read_events
 
 COMMON_TAGS = {"loss/d", "loss/g", "loss/penalty", "loss/d_total", "critic/real", "critic/fake"}

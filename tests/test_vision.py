@@ -9,7 +9,7 @@ import torch
 from gan_exp.data import vision
 from gan_exp.data.base import InMemoryDataset, StreamingDataset
 from gan_exp.errors import ConfigError, DatasetError
-from gan_exp.trainer import train
+from gan_exp.run import train
 from tests.conftest import FAST, compose_cfg, read_events
 from tests.vision_files import write_celeba, write_cifar10, write_image_folder, write_mnist
 

@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.utils import make_grid
 
-from gan_exp.errors import ConfigError
+from gan_exp.errors import ConfigError, worker_errors
 
 
 @dataclass(frozen=True)
@@ -161,14 +161,15 @@ class LoaderBatches:
         self.epoch = 0
 
     def next_batch(self) -> Tensor:
-        if self._it is None:
-            self._it = iter(self.loader)
-        try:
-            images, _ = next(self._it)
-        except StopIteration:
-            self.epoch += 1
-            self._it = iter(self.loader)
-            images, _ = next(self._it)
+        with worker_errors():
+            if self._it is None:
+                self._it = iter(self.loader)
+            try:
+                images, _ = next(self._it)
+            except StopIteration:
+                self.epoch += 1
+                self._it = iter(self.loader)
+                images, _ = next(self._it)
         return images.to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
 
     def state_dict(self) -> dict[str, Any]:

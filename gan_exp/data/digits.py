@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from gan_exp.atomic import atomic_torch_save
+from gan_exp.atomic import atomic_torch_save, check_writable
 from gan_exp.data.base import DataSpec, InMemoryDataset
 from gan_exp.errors import ConfigError
 
@@ -142,6 +142,9 @@ def build(
         except Exception:  # an unreadable cache is regenerated, never trusted
             images, labels = generate(size, seed)
     else:
+        if cache is not None:
+            check_writable(cache.parent, "dataset.cache_dir",
+                           "; set paths.data_dir to a writable folder, or dataset.cache_dir=null")
         images, labels = generate(size, seed)
         if cache is not None:
             atomic_torch_save({"images": images, "labels": labels}, cache)

@@ -24,7 +24,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader
 from torchvision.transforms.v2 import functional as TF
 
 from gan_exp.data.base import DataSpec, GANDataset, InMemoryDataset, StreamingDataset
-from gan_exp.errors import AUTO_BOOL, ConfigError, DatasetError, check_choice
+from gan_exp.errors import AUTO_BOOL, ConfigError, DatasetError, check_choice, worker_errors
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,10 @@ def _materialise(source: Dataset, num_workers: int) -> tuple[Tensor, Tensor]:
     """Read a whole uint8-image dataset once into (images, labels) tensors."""
     loader = DataLoader(source, batch_size=256, num_workers=num_workers, shuffle=False)
     images, labels = [], []
-    for x, y in loader:
-        images.append(x)
-        labels.append(torch.as_tensor(y))
+    with worker_errors():
+        for x, y in loader:
+            images.append(x)
+            labels.append(torch.as_tensor(y))
     return torch.cat(images), torch.cat(labels)
 
 

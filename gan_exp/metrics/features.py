@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gan_exp.atomic import atomic_torch_save
+from gan_exp.atomic import atomic_torch_save, check_writable
 from gan_exp.data.base import GANDataset
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,8 @@ def load_or_train(
                 return model, float(state["test_accuracy"])
             except Exception as err:  # a bad cache is retrained, never trusted
                 log.warning("ignoring unreadable classifier cache %s (%s)", path, err)
+        check_writable(path.parent, "metrics.cache_dir",
+                       "; set paths.data_dir to a writable folder, or metrics.cache_dir=null")
     accuracy = _train(model, dataset, cls_cfg, device)
     if path is not None:
         atomic_torch_save({"model": model.state_dict(), "test_accuracy": accuracy}, path)
