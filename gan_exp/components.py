@@ -18,7 +18,7 @@ from torch.optim import Optimizer
 from gan_exp.data.base import GANDataset
 from gan_exp.errors import ConfigError
 from gan_exp.losses import GANLoss
-from gan_exp.models.base import GANModels, has_batchnorm
+from gan_exp.models.base import Critic, CriticOutput, GANModels, has_batchnorm
 from gan_exp.penalties import Penalty
 from gan_exp.validation import validate
 
@@ -92,6 +92,102 @@ def build_components(
     models.generator.to(device)
     models.critic.to(device)
     penalty: Penalty = build(cfg.penalty)
+    check_types(cfg, dataset, models, loss, penalty)
     check_compatible(cfg, models, loss, penalty)
+    check_contract(cfg, dataset, models, loss, penalty, device)
     opt_g, opt_d = build(cfg.optimizer, generator=models.generator, critic=models.critic)
+    if not (isinstance(opt_g, Optimizer) and isinstance(opt_d, Optimizer)):
+        raise ConfigError(
+            f"optimizer={cfg.optimizer.name} ({cfg.optimizer._target_}) must return a pair "
+            f"(generator optimizer, critic optimizer) of torch.optim.Optimizer; got "
+            f"{type(opt_g).__name__}, {type(opt_d).__name__}"
+        )
     return Components(dataset, models, loss, penalty, opt_g, opt_d)
+
+
+def _made(group: str, cfg: DictConfig) -> str:
+    return f"{group}={cfg[group].name} ({cfg[group]._target_})"
+
+
+def check_types(
+    cfg: DictConfig, dataset: Any, models: Any, loss: Any, penalty: Any
+) -> None:
+    """What each `_target_` returned is the kind of object the loop talks to."""
+    wanted = [
+        ("dataset", dataset, GANDataset, "a gan_exp.data.base.GANDataset"),
+        ("model", models, GANModels, "a gan_exp.models.base.GANModels"),
+        ("loss", loss, GANLoss, "an instance of a gan_exp.losses.GANLoss subclass"),
+        ("penalty", penalty, Penalty, "an instance of a gan_exp.penalties.Penalty subclass"),
+    ]
+    for group, obj, kind, text in wanted:
+        if not isinstance(obj, kind):
+            raise ConfigError(f"{_made(group, cfg)} returned {type(obj).__name__}; expected {text}")
+    if not isinstance(models.critic, Critic):
+        raise ConfigError(
+            f"{_made('model', cfg)}: its critic is a {type(models.critic).__name__}; expected a "
+            "gan_exp.models.base.Critic whose forward returns a CriticOutput"
+        )
+
+
+def check_contract(
+    cfg: DictConfig,
+    dataset: GANDataset,
+    models: GANModels,
+    loss: GANLoss,
+    penalty: Penalty,
+    device: torch.device,
+) -> None:
+    """One dry pass on 4 random samples: shapes and scalars as the loop needs them, so that a
+    user's class that breaks the contract stops here, named, instead of deep in a step.
+
+    Models run in eval mode (BatchNorm statistics untouched) and nothing is stepped.
+    """
+    n, shape = 4, tuple(dataset.spec.shape)
+    G, D = models.generator, models.critic
+    modes = G.training, D.training
+    G.eval()
+    D.eval()
+    try:
+        z = torch.randn(n, models.latent_dim, device=device)
+        with torch.no_grad():
+            x_fake = G(z)
+        if not isinstance(x_fake, torch.Tensor) or tuple(x_fake.shape) != (n, *shape):
+            got = tuple(x_fake.shape) if isinstance(x_fake, torch.Tensor) else type(x_fake)
+            raise ConfigError(
+                f"{_made('model', cfg)}: the generator maps noise (N, {models.latent_dim}) to "
+                f"{got} for N={n}; expected (N, {', '.join(map(str, shape))}) (the data's shape)"
+            )
+        x_real = torch.rand(n, *shape, device=device) * 2 - 1
+        outs = []
+        for x in (x_real, x_fake):
+            out = D(x)
+            if not isinstance(out, CriticOutput) or tuple(out.score.shape) != (n,):
+                got = tuple(out.score.shape) if isinstance(out, CriticOutput) else type(out)
+                raise ConfigError(
+                    f"{_made('model', cfg)}: the critic ({type(D).__name__}) returned {got} for "
+                    f"N={n}; expected a CriticOutput whose score has shape (N,)"
+                )
+            outs.append(out)
+        real, fake = outs
+        for what, value in (
+            ("d_loss", loss.d_loss(real, fake, x_real, x_fake)),
+            ("g_loss", loss.g_loss(fake, x_fake)),
+        ):
+            if not isinstance(value, torch.Tensor) or value.dim() != 0:
+                got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value)
+                raise ConfigError(
+                    f"{_made('loss', cfg)}: {type(loss).__name__}.{what} returned {got}; "
+                    "expected a scalar tensor (shape ())"
+                )
+        term = penalty(D, x_real, x_fake)
+        if term is not None and (not isinstance(term, torch.Tensor) or term.dim() != 0):
+            got = tuple(term.shape) if isinstance(term, torch.Tensor) else type(term)
+            raise ConfigError(
+                f"{_made('penalty', cfg)}: {type(penalty).__name__} returned {got}; expected "
+                "None or a scalar tensor (shape ())"
+            )
+    finally:
+        G.train(modes[0])
+        D.train(modes[1])
+        for p in [*G.parameters(), *D.parameters()]:
+            p.grad = None

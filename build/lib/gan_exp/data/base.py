@@ -1,0 +1,176 @@
+"""What a dataset is to the trainer: a shape, a source of batches, and a picture of samples.
+
+Datasets that fit in memory live on the training device as one tensor and batches are drawn
+by index, so a training step never waits for a DataLoader or a host-to-device copy. Datasets
+too large for that stream through a DataLoader with workers, pinned memory and persistent
+workers; both kinds hand the trainer the same `next_batch()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from torchvision.utils import make_grid
+
+from gan_exp.errors import ConfigError, worker_errors
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a model builder needs to know about the data."""
+
+    shape: tuple[int, ...]
+    # True when samples live in [-1, 1] (images): the generator then ends in tanh.
+    bounded: bool
+
+
+class BatchSource(Protocol):
+    def next_batch(self) -> Tensor: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+
+class GANDataset:
+    """Base of every dataset: `name`, `spec`, `labels`, `make_batches` and `preview`."""
+
+    # How many fixed-noise samples the preview shows unless `log.n_samples` says otherwise.
+    preview_size = 64
+    name: str
+    spec: DataSpec
+    labels: Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def make_batches(self, batch_size: int, device: torch.device) -> BatchSource:
+        raise NotImplementedError
+
+    def preview(self, fake: Tensor) -> Tensor:
+        """A (3, H, W) float image in [0, 1] of generated samples: a grid for images."""
+        nrow = max(1, int(fake.shape[0] ** 0.5))
+        return make_grid(
+            fake.detach().float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1)
+        )
+
+    def describe(self) -> str:
+        return f"dataset={self.name} ({len(self)} samples of shape {tuple(self.spec.shape)})"
+
+
+def check_batch_size(batch_size: int, dataset: GANDataset) -> None:
+    if not 1 <= batch_size <= len(dataset):
+        raise ConfigError(
+            f"train.batch_size={batch_size} must be between 1 and the dataset size "
+            f"({len(dataset)} samples in dataset={dataset.name})"
+        )
+
+
+class InMemoryDataset(GANDataset):
+    """All samples in one tensor (uint8 for images, float for points), labels beside them."""
+
+    def __init__(self, name: str, data: Tensor, labels: Tensor, spec: DataSpec) -> None:
+        self.name, self.data, self.labels, self.spec = name, data, labels, spec
+
+    def decode(self, stored: Tensor) -> Tensor:
+        """Stored batch -> float model input (uint8 pixels map to [-1, 1])."""
+        if stored.dtype == torch.uint8:
+            return stored.float().div_(127.5).sub_(1.0)
+        return stored.float()
+
+    def make_batches(self, batch_size: int, device: torch.device) -> InMemoryBatches:
+        return InMemoryBatches(self, batch_size, device)
+
+
+class InMemoryBatches:
+    """Endless shuffled batches by index from a dataset held on `device`.
+
+    Reshuffles with a fresh permutation every epoch and drops the incomplete last batch so
+    every batch has the same size (penalties and the pulling-away term rely on that).
+    """
+
+    def __init__(self, dataset: InMemoryDataset, batch_size: int, device: torch.device) -> None:
+        check_batch_size(batch_size, dataset)
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.device = device
+        self.data = dataset.data.to(device)
+        self._perm = torch.randperm(len(dataset), device=device)
+        self._pos = 0
+
+    def next_batch(self) -> Tensor:
+        if self._pos + self.batch_size > self._perm.shape[0]:
+            self._perm = torch.randperm(self._perm.shape[0], device=self.device)
+            self._pos = 0
+        idx = self._perm[self._pos : self._pos + self.batch_size]
+        self._pos += self.batch_size
+        return self.dataset.decode(self.data[idx])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"perm": self._perm.cpu(), "pos": self._pos}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._perm = state["perm"].to(self.device)
+        self._pos = int(state["pos"])
+
+
+class StreamingDataset(GANDataset):
+    """A map-style dataset of `(uint8 image, label)` read from disk batch by batch.
+
+    Images cross to the device as uint8 (a quarter of the bytes of float) and are mapped to
+    [-1, 1] there.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        source: Dataset,
+        labels: Tensor,
+        spec: DataSpec,
+        num_workers: int = 2,
+        seed: int = 0,
+    ) -> None:
+        self.name, self.source, self.labels, self.spec = name, source, labels, spec
+        self.num_workers, self.seed = num_workers, seed
+
+    def make_batches(self, batch_size: int, device: torch.device) -> LoaderBatches:
+        check_batch_size(batch_size, self)
+        generator = torch.Generator().manual_seed(int(torch.randint(2**31, ()).item()))
+        loader = DataLoader(
+            self.source,
+            batch_size=batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=self.num_workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=self.num_workers > 0,
+            generator=generator,
+        )
+        return LoaderBatches(loader, device)
+
+
+class LoaderBatches:
+    """Endless batches from a DataLoader, moved to the device without blocking the host."""
+
+    def __init__(self, loader: DataLoader, device: torch.device) -> None:
+        self.loader, self.device = loader, device
+        self._it: Iterator | None = None
+        self.epoch = 0
+
+    def next_batch(self) -> Tensor:
+        with worker_errors():
+            if self._it is None:
+                self._it = iter(self.loader)
+            try:
+                images, _ = next(self._it)
+            except StopIteration:
+                self.epoch += 1
+                self._it = iter(self.loader)
+                images, _ = next(self._it)
+        return images.to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch}

@@ -1,0 +1,454 @@
+"""Real image datasets through torchvision: mnist, fashion_mnist, cifar10, celeba, image_folder.
+
+Every dataset goes through torchvision's own dataset class, so files in the official on-disk
+formats are read by the official code. Images become uint8 tensors of the configured size
+(resize, then centre crop) and channel count; the trainer maps them to [-1, 1] on the device.
+A dataset that fits in `max_memory_mb` is held in memory as one tensor (batches by index);
+a larger one streams through a DataLoader. Labels are kept for metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Subset
+from torchvision import datasets, transforms
+from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader
+from torchvision.transforms.v2 import functional as TF
+
+from gan_exp.data.base import DataSpec, GANDataset, InMemoryDataset, StreamingDataset
+from gan_exp.errors import AUTO_BOOL, ConfigError, DatasetError, check_choice, worker_errors
+
+log = logging.getLogger(__name__)
+
+
+def usable_workers(requested: int) -> int:
+    """DataLoader workers, capped at the machine's cores (more only adds contention)."""
+    if not isinstance(requested, int) or requested < 0:
+        raise ConfigError(f"dataset.num_workers={requested!r} must be an integer >= 0")
+    return min(requested, os.cpu_count() or 1)
+
+
+def _check_common(name: str, image_size: int, channels: int, in_memory: Any) -> None:
+    if not isinstance(image_size, int) or image_size < 4:
+        raise ConfigError(
+            f"dataset.image_size={image_size!r} must be an integer >= 4 (dataset={name})"
+        )
+    check_choice("dataset.channels", channels, (1, 3))
+    check_choice("dataset.in_memory", in_memory, AUTO_BOOL)
+
+
+def pil_to_uint8(image_size: int, channels: int) -> Callable:
+    """PIL image -> (C, S, S) uint8: mode, shorter side resized to S, centre crop S x S."""
+    mode = "L" if channels == 1 else "RGB"
+    return transforms.Compose(
+        [
+            transforms.Lambda(lambda img: img.convert(mode)),
+            transforms.Resize(image_size, antialias=True),
+            transforms.CenterCrop(image_size),
+            transforms.PILToTensor(),
+        ]
+    )
+
+
+def adapt_uint8(images: Tensor, image_size: int, channels: int, chunk: int = 4096) -> Tensor:
+    """(N, C, H, W) uint8 -> (N, channels, S, S) uint8: the tensor path of `pil_to_uint8`."""
+    if images.shape[1] != channels:
+        if channels == 3:
+            images = images.expand(-1, 3, -1, -1)
+        else:  # ITU-R 601 luma, as PIL's convert("L")
+            weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+            images = (images.float() * weights).sum(1, keepdim=True).round().to(torch.uint8)
+    if images.shape[-2:] != (image_size, image_size):
+        out = []
+        for part in images.split(chunk):
+            part = TF.resize(part, [image_size], antialias=True)
+            out.append(TF.center_crop(part, [image_size, image_size]))
+        images = torch.cat(out)
+    return images.contiguous()
+
+
+def _materialise(source: Dataset, num_workers: int) -> tuple[Tensor, Tensor]:
+    """Read a whole uint8-image dataset once into (images, labels) tensors."""
+    loader = DataLoader(source, batch_size=256, num_workers=num_workers, shuffle=False)
+    images, labels = [], []
+    with worker_errors():
+        for x, y in loader:
+            images.append(x)
+            labels.append(torch.as_tensor(y))
+    return torch.cat(images), torch.cat(labels)
+
+
+def _fits(n: int, shape: tuple[int, ...], in_memory: Any, max_memory_mb: float) -> bool:
+    if in_memory != "auto":
+        return bool(in_memory)
+    return n * math.prod(shape) <= max_memory_mb * 2**20
+
+
+def _finish(
+    name: str,
+    source: Dataset,
+    labels: Tensor,
+    shape: tuple[int, ...],
+    in_memory: Any,
+    max_memory_mb: float,
+    num_workers: int,
+    size: int | None,
+    array: Callable[[], Tensor] | None = None,
+) -> GANDataset:
+    """In memory when it fits (from `array()` when the dataset already holds one), else stream.
+
+    `size` keeps only the first `size` samples (quick experiments on a slice of the data).
+    """
+    spec = DataSpec(shape=shape, bounded=True)
+    num_workers = usable_workers(num_workers)
+    if size is not None:
+        if not isinstance(size, int) or size < 1:
+            raise ConfigError(f"dataset.size={size!r} must be a positive integer or null (all)")
+        keep = min(size, int(labels.shape[0]))
+        labels = labels[:keep]
+        source = Subset(source, range(keep))
+        if array is not None:
+            full = array
+            array = lambda: full()[:keep]  # noqa: E731
+    n = int(labels.shape[0])
+    if not _fits(n, shape, in_memory, max_memory_mb):
+        log.info("dataset=%s: %d images streamed from disk with %d workers", name, n, num_workers)
+        return StreamingDataset(name, source, labels, spec, num_workers=num_workers)
+    if array is not None:
+        images = adapt_uint8(array(), shape[1], shape[0])
+    else:
+        images, labels = _materialise(source, num_workers)
+    return InMemoryDataset(name, images, labels.long(), spec)
+
+
+def _open(
+    name: str, folder: Path, expected: str, download: bool, open_fn: Callable[[], Any]
+) -> Any:
+    """Call torchvision's constructor, turning its failures into messages that say what to do."""
+    try:
+        return open_fn()
+    except DatasetError:
+        raise
+    except Exception as err:  # torchvision raises RuntimeError, URLError, pickle and IO errors
+        text = f"{type(err).__name__}: {err}"
+        if "not found" in str(err).lower() and not download:
+            raise DatasetError(
+                f"dataset={name}: files missing (or failing their checksum) in {folder} "
+                f"(expected {expected}). Put them "
+                f"there, point dataset.root (or GAN_EXP_DATA) at the folder that holds them, or "
+                f"set dataset.download=true."
+            ) from err
+        if download and _looks_like_download_failure(err):
+            raise DatasetError(
+                f"dataset={name}: the files are not in {folder} and downloading them failed "
+                f"({text}). Download them on a machine with internet access and put {expected} "
+                f"in {folder}, or point dataset.root (or GAN_EXP_DATA) at a folder that has them."
+            ) from err
+        raise DatasetError(
+            f"dataset={name}: could not read the files in {folder} ({text}); they may be "
+            f"corrupt or truncated. Delete them and download again, or replace them "
+            f"(expected {expected})."
+        ) from err
+
+
+def _looks_like_download_failure(err: BaseException) -> bool:
+    import urllib.error
+
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, (urllib.error.URLError, ConnectionError, TimeoutError)):
+            return True
+        if "download" in str(seen).lower() or "mirror" in str(seen).lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _root(root: str | None, name: str) -> Path:
+    if not root:
+        raise ConfigError(
+            f"dataset={name} needs dataset.root=PATH (or paths.data_dir / GAN_EXP_DATA)"
+        )
+    return Path(os.path.expanduser(str(root))).resolve()
+
+
+def _from_arrays(
+    name: str,
+    folder: Path,
+    expected: str,
+    download: bool,
+    open_fn: Callable[[], Any],
+    array_of: Callable[[Any], Tensor],
+    image_size: int,
+    channels: int,
+    in_memory: Any,
+    max_memory_mb: float,
+    num_workers: int,
+    size: int | None,
+) -> GANDataset:
+    """A torchvision dataset that holds its images as one array (`.data`) and `.targets`."""
+    ds = _open(name, folder, expected, download, open_fn)
+    ds.transform = pil_to_uint8(image_size, channels)
+    shape = (channels, image_size, image_size)
+    return _finish(
+        name,
+        ds,
+        torch.as_tensor(ds.targets),
+        shape,
+        in_memory,
+        max_memory_mb,
+        num_workers,
+        size,
+        array=lambda: array_of(ds),
+    )
+
+
+def _mnist_like(
+    cls: type[datasets.MNIST],
+    name: str,
+    root: str,
+    download: bool,
+    image_size: int,
+    channels: int,
+    in_memory: Any,
+    max_memory_mb: float,
+    num_workers: int,
+    size: int | None,
+) -> GANDataset:
+    _check_common(name, image_size, channels, in_memory)
+    base = _root(root, name)
+    folder = base / cls.__name__ / "raw"
+    expected = (
+        "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
+        "t10k-labels-idx1-ubyte (uncompressed IDX files; their .gz archives also work with "
+        "dataset.download=true)"
+    )
+    return _from_arrays(
+        name,
+        folder,
+        expected,
+        download,
+        lambda: cls(str(base), train=True, download=download),
+        lambda ds: ds.data.unsqueeze(1),
+        image_size,
+        channels,
+        in_memory,
+        max_memory_mb,
+        num_workers,
+        size,
+    )
+
+
+def mnist(
+    root: str,
+    download: bool = True,
+    image_size: int = 28,
+    channels: int = 1,
+    in_memory: Any = "auto",
+    max_memory_mb: float = 2048,
+    num_workers: int = 2,
+    size: int | None = None,
+    name: str = "mnist",
+) -> GANDataset:
+    """MNIST training split (60,000 digits), read from `root/MNIST/raw`."""
+    return _mnist_like(datasets.MNIST, **locals())
+
+
+def fashion_mnist(
+    root: str,
+    download: bool = True,
+    image_size: int = 28,
+    channels: int = 1,
+    in_memory: Any = "auto",
+    max_memory_mb: float = 2048,
+    num_workers: int = 2,
+    size: int | None = None,
+    name: str = "fashion_mnist",
+) -> GANDataset:
+    """Fashion-MNIST training split (60,000 images), read from `root/FashionMNIST/raw`."""
+    return _mnist_like(datasets.FashionMNIST, **locals())
+
+
+def _without_checksums(cls: type, **file_lists: Any) -> type:
+    """A subclass whose file lists carry no MD5, so only the files' presence is checked.
+
+    For files re-packed or produced elsewhere (and for tests with tiny files); the parsing is
+    still torchvision's own.
+    """
+    return type(cls.__name__, (cls,), file_lists)
+
+
+def cifar10(
+    root: str,
+    download: bool = True,
+    verify_checksums: bool = True,
+    image_size: int = 32,
+    channels: int = 3,
+    in_memory: Any = "auto",
+    max_memory_mb: float = 2048,
+    num_workers: int = 2,
+    size: int | None = None,
+    name: str = "cifar10",
+) -> GANDataset:
+    """CIFAR-10 training batches (50,000 images), read from `root/cifar-10-batches-py`."""
+    _check_common(name, image_size, channels, in_memory)
+    base = _root(root, name)
+    cls = datasets.CIFAR10
+    if not verify_checksums:
+        cls = _without_checksums(
+            cls,
+            train_list=[[f, None] for f, _ in cls.train_list],
+            test_list=[[f, None] for f, _ in cls.test_list],
+            meta={**cls.meta, "md5": None},
+        )
+    folder = base / datasets.CIFAR10.base_folder
+    expected = "data_batch_1 ... data_batch_5, test_batch and batches.meta (python pickles)"
+    return _from_arrays(
+        name,
+        folder,
+        expected,
+        download,
+        lambda: cls(str(base), train=True, download=download),
+        lambda ds: torch.from_numpy(ds.data).permute(0, 3, 1, 2),
+        image_size,
+        channels,
+        in_memory,
+        max_memory_mb,
+        num_workers,
+        size,
+    )
+
+
+class _ImagesWithLabels(Dataset):
+    """CelebA's images with an integer label (the identity), reading errors naming the file."""
+
+    def __init__(self, ds: datasets.CelebA, labels: Tensor, transform: Callable) -> None:
+        self.ds, self.labels, self.transform = ds, labels, transform
+        self.folder = Path(ds.root) / ds.base_folder / "img_align_celeba"
+
+    def __len__(self) -> int:
+        return len(self.ds.filename)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        path = self.folder / self.ds.filename[index]
+        return _load_image(path, self.transform), int(self.labels[index])
+
+
+def celeba(
+    root: str,
+    download: bool = True,
+    verify_checksums: bool = True,
+    split: str = "train",
+    image_size: int = 64,
+    channels: int = 3,
+    in_memory: Any = "auto",
+    max_memory_mb: float = 2048,
+    num_workers: int = 4,
+    size: int | None = None,
+    name: str = "celeba",
+) -> GANDataset:
+    """CelebA aligned faces, resized so the shorter side is `image_size`, centre-cropped square.
+
+    Labels are the identity numbers (CelebA has no classes). 64 px is the usual GAN setting.
+    """
+    _check_common(name, image_size, channels, in_memory)
+    splits = ("train", "valid", "test", "all")
+    check_choice("dataset.split", split, splits)
+    base = _root(root, name)
+    cls = datasets.CelebA
+    if not verify_checksums:
+        cls = _without_checksums(cls, file_list=[(i, None, f) for i, _, f in cls.file_list])
+    folder = base / datasets.CelebA.base_folder
+    expected = (
+        "img_align_celeba/ (the JPEGs), list_eval_partition.txt, identity_CelebA.txt, "
+        "list_attr_celeba.txt, list_bbox_celeba.txt and list_landmarks_align_celeba.txt"
+    )
+    ds = _open(
+        name,
+        folder,
+        expected,
+        download,
+        lambda: cls(str(base), split=split, target_type="identity", download=download),
+    )
+    labels = ds.identity[:, 0].long()
+    source = _ImagesWithLabels(ds, labels, pil_to_uint8(image_size, channels))
+    shape = (channels, image_size, image_size)
+    return _finish(name, source, labels, shape, in_memory, max_memory_mb, num_workers, size)
+
+
+def _load_image(path: Path, transform: Callable) -> Tensor:
+    try:
+        return transform(default_loader(str(path)))
+    except Exception as err:
+        raise DatasetError(f"could not read image {path}: {type(err).__name__}: {err}") from err
+
+
+class FlatImageFolder(Dataset):
+    """Every image file directly in one folder (no class subfolders), all labelled 0."""
+
+    def __init__(self, root: Path, transform: Callable) -> None:
+        self.files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMG_EXTENSIONS)
+        self.transform = transform
+        self.targets = [0] * len(self.files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        return _load_image(self.files[index], self.transform), 0
+
+
+class _CheckedImageFolder(datasets.ImageFolder):
+    """torchvision's ImageFolder, with reading errors that name the file."""
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        path, target = self.samples[index]
+        return _load_image(Path(path), self.transform), target
+
+
+def image_folder(
+    root: str | None = None,
+    image_size: int = 64,
+    channels: int = 3,
+    in_memory: Any = "auto",
+    max_memory_mb: float = 2048,
+    num_workers: int = 2,
+    size: int | None = None,
+    name: str = "image_folder",
+) -> GANDataset:
+    """Any folder of images, any resolution: class subfolders become labels (ImageFolder's
+    layout), or a flat folder of images gets label 0. Resized and centre-cropped to
+    `image_size`."""
+    _check_common(name, image_size, channels, in_memory)
+    base = _root(root, name)
+    if not base.is_dir():
+        raise DatasetError(f"dataset.root={base} is not a folder (dataset={name})")
+    transform = pil_to_uint8(image_size, channels)
+    has_classes = any(
+        p.is_dir() and any(f.suffix.lower() in IMG_EXTENSIONS for f in p.rglob("*"))
+        for p in base.iterdir()
+    )
+    source: Dataset
+    if has_classes:
+        try:
+            source = _CheckedImageFolder(str(base), transform=transform, allow_empty=True)
+        except FileNotFoundError as err:
+            raise DatasetError(f"dataset.root={base}: {err}") from err
+    else:
+        source = FlatImageFolder(base, transform)
+    labels = torch.as_tensor(source.targets, dtype=torch.long)
+    if labels.numel() == 0:
+        raise DatasetError(
+            f"dataset.root={base} holds no images (looked for {', '.join(IMG_EXTENSIONS)} directly "
+            f"in it or in class subfolders)"
+        )
+    shape = (channels, image_size, image_size)
+    return _finish(name, source, labels, shape, in_memory, max_memory_mb, num_workers, size)

@@ -1,0 +1,149 @@
+"""The feature space for offline image metrics: a small classifier of the dataset's own labels.
+
+Inception features need a download; this network is trained once per dataset config on that
+dataset's labelled training images (a seeded hold-out gives its test accuracy), cached under
+`paths.data_dir/classifiers/`, and its penultimate layer is the embedding for FD, KID and
+precision/recall. Its numbers are comparable between runs on the same dataset and classifier
+config, not with published FIDs: hence names like "FD (classifier)".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from gan_exp.atomic import atomic_torch_save, check_writable
+from gan_exp.data.base import GANDataset
+
+log = logging.getLogger(__name__)
+
+
+class Classifier(nn.Module):
+    """Three conv blocks, global average pool, a `feature_dim` embedding, then class logits."""
+
+    def __init__(self, channels: int, n_classes: int, width: int = 32, feature_dim: int = 128):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(2 * width, 4 * width, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(4 * width, feature_dim),
+            nn.ReLU(),
+        )
+        self.head = nn.Linear(feature_dim, n_classes)
+        self.num_features = feature_dim
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(features, logits) for images in [-1, 1]."""
+        features = self.body(x)
+        return features, self.head(features)
+
+
+def labelled_images(
+    dataset: GANDataset, limit: int, device: torch.device, seed: int
+) -> tuple[Tensor, Tensor]:
+    """Up to `limit` (image in [-1, 1], label) pairs, a seeded random choice from the dataset."""
+    n = min(limit, len(dataset))
+    gen = torch.Generator().manual_seed(seed)
+    data = getattr(dataset, "data", None)
+    if data is not None:  # in memory: index with a seeded permutation
+        idx = torch.randperm(len(dataset), generator=gen)[:n]
+        return dataset.decode(data[idx]).to(device), dataset.labels[idx].to(device)
+    loader = torch.utils.data.DataLoader(
+        dataset.source,
+        batch_size=256,
+        shuffle=True,
+        generator=gen,
+        num_workers=getattr(dataset, "num_workers", 0),
+    )
+    xs, ys, have = [], [], 0
+    for x, y in loader:
+        xs.append(x.float().div(127.5).sub(1))
+        ys.append(torch.as_tensor(y))
+        have += len(x)
+        if have >= n:
+            break
+    return torch.cat(xs)[:n].to(device), torch.cat(ys)[:n].to(device)
+
+
+def cache_key(dataset_cfg: dict[str, Any], cls_cfg: dict[str, Any]) -> str:
+    keep = {
+        k: v
+        for k, v in dataset_cfg.items()
+        if k not in ("num_workers", "in_memory", "root", "cache_dir", "download")
+    }
+    blob = json.dumps({"data": keep, "classifier": cls_cfg}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_or_train(
+    dataset: GANDataset,
+    dataset_cfg: dict[str, Any],
+    cls_cfg: dict[str, Any],
+    cache_dir: Path | None,
+    device: torch.device,
+) -> tuple[Classifier, float]:
+    """The cached classifier for this dataset config, training it first if needed."""
+    n_classes = int(dataset.labels.max()) + 1
+    channels = dataset.spec.shape[0]
+    model = Classifier(channels, n_classes, cls_cfg["width"], cls_cfg["feature_dim"]).to(device)
+    path = None
+    if cache_dir is not None:
+        path = Path(cache_dir) / f"{dataset.name}_{cache_key(dataset_cfg, cls_cfg)}.pt"
+        if path.is_file():
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+                model.load_state_dict(state["model"])
+                model.eval()
+                return model, float(state["test_accuracy"])
+            except Exception as err:  # a bad cache is retrained, never trusted
+                log.warning("ignoring unreadable classifier cache %s (%s)", path, err)
+        check_writable(path.parent, "metrics.cache_dir",
+                       "; set paths.data_dir to a writable folder, or metrics.cache_dir=null")
+    accuracy = _train(model, dataset, cls_cfg, device)
+    if path is not None:
+        atomic_torch_save({"model": model.state_dict(), "test_accuracy": accuracy}, path)
+    model.eval()
+    return model, accuracy
+
+
+def _train(
+    model: Classifier, dataset: GANDataset, cfg: dict[str, Any], device: torch.device
+) -> float:
+    """Seeded training on the first (1 - holdout) of a seeded shuffle; accuracy on the rest."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(cfg["seed"])
+        x, y = labelled_images(dataset, cfg["max_images"], device, cfg["seed"])
+        n_test = max(1, int(len(y) * cfg["holdout"]))
+        x_train, y_train, x_test, y_test = x[n_test:], y[n_test:], x[:n_test], y[:n_test]
+        opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+        model.train()
+        for epoch in range(cfg["epochs"]):
+            perm = torch.randperm(len(y_train), device=device)
+            for i in range(0, len(perm), cfg["batch_size"]):
+                idx = perm[i : i + cfg["batch_size"]]
+                _, logits = model(x_train[idx])
+                loss = nn.functional.cross_entropy(logits, y_train[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            log.info("classifier epoch %d/%d: loss %.4f", epoch + 1, cfg["epochs"], loss.item())
+        model.eval()
+        with torch.no_grad():
+            pred = torch.cat([model(part)[1].argmax(1) for part in x_test.split(1024)])
+        accuracy = float((pred == y_test).float().mean())
+    log.info("classifier test accuracy %.4f on %d held-out images", accuracy, n_test)
+    return accuracy

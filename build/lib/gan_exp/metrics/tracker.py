@@ -1,0 +1,68 @@
+"""`metrics.json` in the run folder: the latest value and the best value (with its step)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+# Which way is better; metrics not listed are recorded without a "best".
+HIGHER_IS_BETTER = {
+    "metrics/modes",
+    "metrics/high_quality_pct",
+    "metrics/precision",
+    "metrics/recall",
+    "metrics/density",
+    "metrics/coverage",
+    "metrics/classes_hit",
+    "metrics/is_inception",
+}
+LOWER_IS_BETTER = {
+    "metrics/mode_kl",
+    "metrics/fd_classifier",
+    "metrics/kid_classifier",
+    "metrics/class_kl",
+    "metrics/fid_inception",
+    "metrics/kid_inception",
+}
+
+
+def _better(key: str, new: float, old: float) -> bool:
+    if not math.isfinite(new):
+        return False
+    if not math.isfinite(old):
+        return True
+    return new > old if key in HIGHER_IS_BETTER else new < old
+
+
+class MetricsTracker:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict = {"final": {}, "final_step": None, "best": {}, "history": []}
+        if path.is_file():  # a resumed run keeps its record
+            with contextlib.suppress(OSError, ValueError):
+                self.data = json.loads(path.read_text())
+
+    def update(self, step: int, values: dict[str, float]) -> None:
+        self.data["final"] = values
+        self.data["final_step"] = step
+        self.data["history"] = [h for h in self.data["history"] if h["step"] < step]
+        self.data["history"].append({"step": step, **values})
+        for key, value in values.items():
+            if key not in HIGHER_IS_BETTER | LOWER_IS_BETTER:
+                continue
+            best = self.data["best"].get(key)
+            if best is None or _better(key, value, best["value"]):
+                self.data["best"][key] = {"value": value, "step": step}
+        self._write()
+
+    def _write(self) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=".metrics.", suffix=".tmp", dir=self.path.parent)
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.data, f, indent=2, allow_nan=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)

@@ -1,0 +1,1 @@
+"""Architectures: each module has `build(data, ...) -> GANModels`, selected by `model=` config."""

@@ -1,0 +1,277 @@
+"""What happens around a run: its folder, lock, resume, checks, and the record it leaves.
+
+`trainer.py` is what happens in a step; this module decides whether a run may start and
+prepares everything it needs, so that every refusal comes before anything is written:
+
+1. a fresh command aimed at a folder that already holds checkpoints is refused untouched;
+2. the folder is locked (one live run per folder);
+3. `resume` is resolved to a checkpoint and the checkpoint's config is rebuilt with this
+   command's value overrides (groups, presets and seed must stay as they were);
+4. every config value is validated, the data, models, optimisers and evaluator are built;
+5. only then is the run *accepted*: `on_accept` writes its record (`.hydra/`, `train.log`) and
+   the loop starts. A refused command leaves every folder exactly as it found it, and removes
+   the folders made for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+from torchvision.utils import save_image
+
+from gan_exp import checkpoint
+from gan_exp.atomic import write_error
+from gan_exp.components import build_components, resolve_device, seed_everything
+from gan_exp.errors import ConfigError, StorageError
+from gan_exp.metrics import Evaluator
+from gan_exp.tb import RunLogger, flatten_config
+from gan_exp.trainer import HPARAM_METRICS, Trainer
+from gan_exp.validation import validate
+
+log = logging.getLogger("gan_exp.trainer")
+
+# on_accept(cfg, resumed): called once a run passed every check, before it writes anything
+AcceptHook = Callable[[DictConfig, bool], None]
+
+
+@dataclass
+class Prepared:
+    """A run that passed every check: its final config and its built trainer."""
+
+    cfg: DictConfig
+    trainer: Trainer
+    resumed_from: Path | None
+
+
+def make_folder(path: Path) -> list[Path]:
+    """Create `path` (and missing parents); return the folders created, deepest first."""
+    made = []
+    probe = path
+    while not probe.exists():
+        made.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise StorageError(f"cannot create run folder {path}: {probe} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        remove_empty(made)
+        raise StorageError(
+            f"cannot create run folder {path}: {err.strerror or err} ({err.filename or path})"
+        ) from err
+    return made
+
+
+def remove_empty(folders: Sequence[Path]) -> None:
+    """Remove folders made for a refused run, deepest first; never one that holds anything."""
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+@contextmanager
+def run_folder_lock(run_dir: Path) -> Iterator[None]:
+    """One live run per folder: a lock file holding the owner's pid.
+
+    A lock left by a killed run (its pid no longer alive) is taken over.
+    """
+    lock = run_dir / ".lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _alive(pid):
+                raise ConfigError(
+                    f"run folder {run_dir} is in use by process {pid}; choose another "
+                    "hydra.run.dir or wait for that run"
+                ) from None
+            lock.unlink(missing_ok=True)
+        except OSError as err:
+            raise StorageError(
+                f"cannot write in run folder {run_dir}: {err.strerror or err}"
+            ) from err
+    else:
+        raise ConfigError(f"could not lock run folder {run_dir}")
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def train(
+    cfg: DictConfig,
+    run_dir: str | Path,
+    overrides: Sequence[str] = (),
+    *,
+    choices: Mapping[str, str | None] | None = None,
+    on_accept: AcceptHook | None = None,
+    created: Sequence[Path] = (),
+) -> dict[str, float]:
+    """Train one run into `run_dir` and return the last logged scalars.
+
+    `cfg.resume` (`auto`, a run folder or a checkpoint file) continues from a checkpoint with
+    that checkpoint's config; `overrides` (the command line's) may change its values, e.g.
+    `train.steps` (parsed as Hydra parses a command line).
+    `choices` (group -> option) is stored in checkpoints so a resume can check its presets.
+    `created`: folders made for this run by the caller, removed with ours if it is refused.
+    Usable without Hydra (tests, notebooks).
+    """
+    run_dir = Path(run_dir)
+    if cfg.get("resume") in (None, "", "null") and checkpoint.latest(run_dir) is not None:
+        raise ConfigError(
+            f"run folder {run_dir} already holds checkpoints; pass resume=auto to continue "
+            "that run, or choose another hydra.run.dir"
+        )
+    made = [*created, *make_folder(run_dir)]
+    accepted = False
+    try:
+        with run_folder_lock(run_dir):
+            prepared = prepare(cfg, run_dir, overrides, choices or {})
+            if prepared is None:  # already finished: nothing to do, nothing written
+                return finished_metrics(run_dir)
+            accepted = True
+            if on_accept is not None:
+                on_accept(prepared.cfg, prepared.resumed_from is not None)
+            return run_prepared(prepared)
+    finally:
+        if not accepted:
+            remove_empty(made)
+
+
+def prepare(
+    cfg: DictConfig,
+    run_dir: Path,
+    overrides: Sequence[str],
+    choices: Mapping[str, str | None],
+) -> Prepared | None:
+    """Every check and every build a run needs, writing nothing; None if already finished."""
+    resume_from = checkpoint.resolve(cfg.get("resume"), run_dir)
+    state = None
+    if resume_from is not None:
+        state = checkpoint.load(resume_from)
+        cfg = checkpoint.config_for_resume(state, overrides, resume_from, choices)
+        validate(cfg)
+        step, steps = int(state["step"]), int(cfg.train.steps)
+        if step > steps:
+            raise ConfigError(
+                f"train.steps={steps} is below the checkpoint's step {step} ({resume_from}); "
+                f"nothing to train. Pass train.steps above {step} to train further."
+            )
+        if step == steps:
+            log.info("run %s already finished %d steps (%s); nothing to train", run_dir, step,
+                     resume_from)
+            return None
+    else:
+        validate(cfg)
+    device = resolve_device(cfg.device)
+    seed_everything(int(cfg.seed))
+    parts = build_components(cfg, device)
+    seed_everything(int(cfg.seed))  # the loop's randomness does not depend on how models were built
+    evaluator = Evaluator(cfg, parts.dataset, device) if cfg.metrics.enabled else None
+    check_optimized_metric(cfg, evaluator)
+    trainer = Trainer(cfg, run_dir, parts, device, evaluator, choices=dict(choices))
+    if state is not None and resume_from is not None:
+        trainer.load_state_dict(state, resume_from)
+    return Prepared(cfg, trainer, resume_from)
+
+
+def finished_metrics(run_dir: Path) -> dict[str, float]:
+    """A finished run's last evaluated metrics (metrics.json), for sweepers re-running it."""
+    try:
+        final = json.loads((run_dir / "metrics.json").read_text()).get("final", {})
+    except (OSError, ValueError):
+        return {}
+    return {k: float(v) for k, v in final.items() if isinstance(v, int | float)}
+
+
+def check_optimized_metric(cfg: DictConfig, evaluator: Evaluator | None) -> None:
+    key = cfg.get("optimized_metric")
+    if not key or key.startswith(("loss/", "critic/")):
+        return
+    names = evaluator.names if evaluator is not None else []
+    if key not in names:
+        raise ConfigError(
+            f"optimized_metric={key} is not computed by this run; available: "
+            f"{', '.join(names) or 'none (metrics.enabled=false)'}, or a loss/ or critic/ tag"
+        )
+
+
+def run_prepared(prepared: Prepared) -> dict[str, float]:
+    """Train an accepted run; file-system failures end it with one line naming the path."""
+    cfg, trainer = prepared.cfg, prepared.trainer
+    run_dir, parts = trainer.run_dir, trainer.parts
+    checkpoint.remove_stale_temporaries(run_dir)
+    if prepared.resumed_from is not None:
+        log.info("resumed from %s at step %d", prepared.resumed_from, trainer.step)
+    log.info(
+        "run %s: loss=%s penalty=%s model=%s %s optimizer=%s on %s",
+        run_dir,
+        cfg.loss.name,
+        cfg.penalty.name,
+        cfg.model.name,
+        parts.dataset.describe(),
+        cfg.optimizer.name,
+        trainer.device,
+    )
+    if parts.dataset.spec.shape == (2,) and cfg.model.name != "toy_mlp":
+        log.warning(
+            "model=%s on a 2-D toy: the variants are tuned and measured on the toys with "
+            "experiment=toy_%s (PacGAN's setup; docs/results.md)",
+            cfg.model.name,
+            cfg.dataset.name if cfg.dataset.name in ("ring", "grid") else "ring",
+        )
+    metrics: dict[str, Any] = {}
+    success = False
+    logger = None
+    try:
+        # purge_step hides events a killed run logged after the checkpoint it resumes from
+        resumed = prepared.resumed_from is not None
+        logger = RunLogger(run_dir, purge_step=trainer.step + 1 if resumed else None)
+        evaluator = trainer.evaluator
+        tags = HPARAM_METRICS + (evaluator.names if evaluator is not None else [])
+        logger.start_hparams(flatten_config(cfg), tags, resumed=resumed)
+        metrics = trainer.run(logger)
+        save_image(trainer.preview(), run_dir / "samples.png")
+        success = True
+    except StorageError:
+        raise
+    except OSError as err:
+        raise write_error(err, Path(err.filename or run_dir)) from err
+    finally:
+        if logger is not None:
+            try:
+                logger.close(success)
+            except OSError as err:
+                if success:
+                    raise write_error(err, run_dir) from err
+    log.info("finished %d steps: %s", trainer.step, {k: round(v, 5) for k, v in metrics.items()})
+    return metrics

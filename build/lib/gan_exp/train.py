@@ -1,0 +1,211 @@
+"""`python -m gan_exp.train [overrides]` (or `gan-exp-train`): the command-line entry point.
+
+Hydra composes the config; `gan_exp.run.train` does the work. This module only turns what
+happens into what a user sees: one line per error, the exit status of `gan_exp.errors`, and a
+run record (`.hydra/`, `train.log`) written only once a run has passed its checks, so a refused
+command leaves every folder as it was and no new one behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from gan_exp import checkpoint, run
+from gan_exp.config import CONF_DIR, compose_config
+from gan_exp.errors import GanExpError, Interrupted, StartupInterrupted, StorageError
+
+__all__ = ["CONF_DIR", "compose_config", "main"]
+
+log = logging.getLogger("gan_exp")
+FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+# hydra.run.dir in conf/train.yaml: a resumed run writes into its own folder again
+OmegaConf.register_new_resolver("gan_exp_run_dir", checkpoint.run_dir_of, replace=True)
+
+
+class _Folders:
+    """The single run's folders Hydra is about to create (removed again if it is refused)."""
+
+    created: list[Path] = []
+
+
+class RunFolderGuard(Callback):
+    """Hydra callback (`hydra.callbacks` in conf/train.yaml) that runs before Hydra creates the
+    output folder: it notes which folders are new and refuses one that cannot be created."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _Folders.created = _check_creatable(Path(str(config.hydra.run.dir)), "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_creatable(Path(str(config.hydra.sweep.dir)), "hydra.sweep.dir")
+
+
+def _check_creatable(folder: Path, option: str) -> list[Path]:
+    """Create `folder` now (Hydra would next) so a failure is one line, not a traceback."""
+    try:
+        return run.make_folder(folder.absolute())
+    except StorageError as err:
+        _report(StorageError(f"{option}: {err}"))
+        raise
+
+
+def _report(err: GanExpError) -> None:
+    """Before Hydra's logging is set up: the one line on stderr, then the exit status."""
+    print(f"[gan_exp][ERROR] - {err.kind}: {err}", file=sys.stderr)
+    sys.exit(err.exit_status)
+
+
+class _Buffer(logging.Handler):
+    """Holds the start-up log lines until the run is accepted (then they go to train.log)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.NOTSET)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+class _QuietFileHandler(logging.FileHandler):
+    """train.log; a failed write there (a full disk) is not worth a second traceback."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        pass
+
+
+class RunRecord:
+    """`.hydra/` and `train.log` of one run, written once it is accepted."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.buffer = _Buffer()
+        self.file: logging.Handler | None = None
+        logging.getLogger().addHandler(self.buffer)
+
+    def accept(self, cfg: DictConfig, resumed: bool) -> None:
+        """Write the config record, then the buffered start-up lines and all later ones."""
+        hc = HydraConfig.get()
+        subdir = Path(".hydra")
+        if resumed and (self.run_dir / subdir / "config.yaml").exists():
+            subdir = subdir / f"resumed_{datetime.now():%Y-%m-%d_%H-%M-%S}"
+        out = self.run_dir / subdir
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            for name, node in (
+                ("config.yaml", cfg),
+                ("hydra.yaml", OmegaConf.create({"hydra": hc})),
+                ("overrides.yaml", OmegaConf.create(list(hc.overrides.task))),
+            ):
+                tmp = out / f".{name}.tmp"
+                tmp.write_text(OmegaConf.to_yaml(node))
+                os.replace(tmp, out / name)
+            self.file = _QuietFileHandler(self.run_dir / "train.log", mode="a")
+        except OSError as err:
+            raise StorageError(
+                f"cannot write the run record in {out}: {err.strerror or err}"
+            ) from err
+        self.file.setFormatter(logging.Formatter(FORMAT))
+        root = logging.getLogger()
+        for record in self.buffer.records:
+            if record.levelno >= root.getEffectiveLevel():
+                self.file.handle(record)
+        root.removeHandler(self.buffer)
+        root.addHandler(self.file)
+
+    def close(self) -> None:
+        root = logging.getLogger()
+        root.removeHandler(self.buffer)
+        if self.file is not None:
+            root.removeHandler(self.file)
+            self.file.close()
+
+
+def _startup_signal(signum: int, frame: Any) -> None:
+    raise StartupInterrupted(signum)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    run_dir = Path(hc.runtime.output_dir)
+    record = RunRecord(run_dir)
+    try:
+        if multirun:  # a sweep job's folder is its own: record it even if it is refused
+            record.accept(cfg, False)
+        metrics = run.train(
+            cfg,
+            run_dir,
+            list(hc.overrides.task),
+            choices=dict(hc.runtime.choices),
+            on_accept=None if multirun else record.accept,
+            created=() if multirun else _Folders.created,
+        )
+    except Interrupted as stop:
+        log.warning("stopped by %s; resume with resume=%s", stop, run_dir)
+        sys.exit(stop.exit_status)
+    except GanExpError as err:
+        if multirun:
+            log.error("%s: %s", err.kind, err)
+            raise  # Hydra reports which job failed and goes on with the others
+        log.error("%s: %s", err.kind, err)
+        sys.exit(err.exit_status)
+    finally:
+        record.close()
+    key = cfg.get("optimized_metric")
+    return metrics.get(key) if key else None
+
+
+_RESUME = re.compile(r"^\+{0,2}resume=(.*)$")
+
+
+def _check_resume_argument(argv: list[str]) -> None:
+    """Refuse a resume target that does not exist before Hydra makes a folder of its name."""
+    for arg in argv:
+        match = _RESUME.match(arg)
+        if not match:
+            continue
+        value = match.group(1).strip().strip("'\"")
+        if value in ("", "null", "auto") or "," in value or "(" in value:
+            continue
+        if not Path(value).expanduser().exists():
+            _report(checkpoint.CheckpointError(checkpoint.missing_target(value)))
+
+
+def main() -> None:
+    """The console entry point: `gan-exp-train` and `python -m gan_exp.train`."""
+    _check_resume_argument(sys.argv[1:])
+    previous = {sig: signal.signal(sig, _startup_signal) for sig in STOP_SIGNALS}
+    try:
+        _hydra_main()
+    except StartupInterrupted as stop:
+        name = signal.Signals(stop.signum).name
+        print(f"[gan_exp][WARNING] - stopped by {name} during start-up, before any training "
+              "step; nothing was written. Run the same command again.", file=sys.stderr)
+        sys.exit(128 + stop.signum)
+    finally:
+        run.remove_empty(_Folders.created)  # only empty ones: what a refused run left
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+if __name__ == "__main__":
+    # run as the importable module, so Hydra's callback (gan_exp.train.RunFolderGuard) and this
+    # entry point share one module and its state
+    from gan_exp.train import main as _main
+
+    _main()

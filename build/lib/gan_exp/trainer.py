@@ -1,0 +1,319 @@
+"""The one training loop: n_critic critic steps, then one generator step, for any variant.
+
+The loop only talks to the interfaces in `losses`, `penalties` and `models.base`; which
+variant runs is decided entirely by the config. Scalars are accumulated on the device and
+read back (one host sync) only every `log.every` generator steps and before a checkpoint.
+A run resumes bit-exactly from any checkpoint, saves one when asked to stop (Ctrl-C,
+SIGTERM), and refuses to write a non-finite model to disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+from tqdm import tqdm
+
+from gan_exp import checkpoint, speed
+from gan_exp.components import Components
+from gan_exp.errors import Interrupted, TrainingDiverged
+from gan_exp.metrics import Evaluator
+from gan_exp.metrics.tracker import MetricsTracker
+from gan_exp.models.base import CriticOutput, split_output
+from gan_exp.tb import RunLogger
+
+log = logging.getLogger(__name__)
+
+# Tags every run writes; the HParams tab shows their final values next to the config.
+HPARAM_METRICS = ["loss/d", "loss/g", "loss/penalty", "critic/real", "critic/fake"]
+
+
+class Meter:
+    """Sums of detached scalars per tag, kept on the device until `read()`."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, Tensor] = {}
+        self.counts: dict[str, int] = defaultdict(int)
+
+    def add(self, values: dict[str, Tensor]) -> None:
+        for tag, value in values.items():
+            value = value.detach()
+            self.sums[tag] = self.sums[tag] + value if tag in self.sums else value.clone()
+            self.counts[tag] += 1
+
+    def peek(self) -> dict[str, float]:
+        """Means since the last read, left in place: one device-to-host copy for all tags."""
+        if not self.sums:
+            return {}
+        tags = list(self.sums)
+        means = torch.stack([self.sums[t] / self.counts[t] for t in tags]).float().cpu().tolist()
+        return dict(zip(tags, means, strict=True))
+
+    def read(self) -> dict[str, float]:
+        """Means since the last read, then start a new interval."""
+        means = self.peek()
+        self.sums.clear()
+        self.counts.clear()
+        return means
+
+
+def check_finite(values: dict[str, float], step: int, max_critic: float | None) -> None:
+    """Stop on NaN/inf in any logged value, or a critic output beyond `max_critic`."""
+    bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+    if bad:
+        raise TrainingDiverged(f"non-finite {', '.join(bad)} at step {step} (values: {bad})")
+    if max_critic is not None:
+        big = {k: v for k, v in values.items() if k.startswith("critic/") and abs(v) > max_critic}
+        if big:
+            raise TrainingDiverged(
+                f"critic output exploded at step {step}: {big} beyond divergence.max_critic="
+                f"{max_critic:g}"
+            )
+
+
+class Trainer:
+    def __init__(
+        self,
+        cfg: DictConfig,
+        run_dir: Path,
+        parts: Components,
+        device: torch.device,
+        evaluator: Evaluator | None = None,
+        choices: dict[str, str | None] | None = None,
+    ):
+        self.cfg, self.run_dir, self.parts, self.device = cfg, run_dir, parts, device
+        self.choices = choices or {}  # group -> option, kept in checkpoints for resume checks
+        self.evaluator = evaluator
+        self.tracker = MetricsTracker(run_dir / "metrics.json")
+        self.G, self.D = parts.models.generator, parts.models.critic
+        self.latent_dim = parts.models.latent_dim
+        # plain ints for the hot path: an OmegaConf lookup costs ~70 us, a step ~10 ms
+        self.batch_size, self.n_critic = int(cfg.train.batch_size), int(cfg.train.n_critic)
+        self.batches = parts.dataset.make_batches(self.batch_size, device)
+        n_preview = cfg.log.n_samples or parts.dataset.preview_size
+        noise_gen = torch.Generator().manual_seed(int(cfg.seed) + 1)
+        self.fixed_noise = torch.randn(n_preview, self.latent_dim, generator=noise_gen).to(device)
+        self.meter = Meter()
+        self.step = 0
+        t = cfg.train
+        self.batch_critic = speed.resolve_batch_critic(t.batch_critic, self.D)
+        speed.tune_malloc(t.malloc_tuning)
+        amp = speed.resolve_amp(t.amp, parts.penalty.per_sample_gradients)
+        self.autocast = speed.autocast(device, amp)
+        self.channels_last = speed.resolve_channels_last(t.channels_last, device, self.G, self.D)
+        if self.channels_last:
+            self.G.to(memory_format=torch.channels_last)
+            self.D.to(memory_format=torch.channels_last)
+        # the step calls these; checkpoints and previews use the plain modules
+        self.G_step = speed.maybe_compile(self.G, t.compile)
+        self.batch_fakes = speed.resolve_batch_fakes(t.batch_fakes, t.compile)
+        self.D_step = speed.maybe_compile(
+            self.D, t.compile and not parts.penalty.per_sample_gradients
+        )
+        self.zero = torch.zeros((), device=device)
+
+    def noise(self, rows: int | None = None) -> Tensor:
+        return torch.randn(rows or self.batch_size, self.latent_dim, device=self.device)
+
+    def fake_batches(self, n: int) -> list[Tensor]:
+        """`n` fake batches from one generator forward (`train.batch_fakes`)."""
+        with torch.no_grad(), self.autocast(), speed.per_part_batchnorm(self.G, n):
+            return list(self.G_step(self.noise(n * self.batch_size)).chunk(n))
+
+    def critic_phase(self) -> None:
+        """The n_critic critic steps before each generator step."""
+        if self.batch_fakes and self.n_critic > 1:
+            for x_fake in self.fake_batches(self.n_critic):
+                self.critic_step(x_fake)
+        else:
+            for _ in range(self.n_critic):
+                self.critic_step()
+
+    def real_batch(self) -> Tensor:
+        x = self.batches.next_batch()
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def critic_outputs(
+        self, x_real: Tensor, x_fake: Tensor
+    ) -> tuple[CriticOutput, CriticOutput, Tensor | None]:
+        """Critic outputs on real and fake, and the penalty term (None without one).
+
+        The penalty keeps a forward of its own even when real and fake share one: its input
+        gradient through a joint forward would also run the backward over the real and fake
+        rows (zeros), which costs more than the separate forward saves.
+        """
+        with self.autocast():
+            if self.batch_critic:
+                real, fake = split_output(self.D_step(torch.cat([x_real, x_fake])), 2)
+            else:
+                real, fake = self.D_step(x_real), self.D_step(x_fake)
+        return real, fake, self.parts.penalty(self.D_step, x_real, x_fake)
+
+    def critic_step(self, x_fake: Tensor | None = None) -> None:
+        p = self.parts
+        x_real = self.real_batch()
+        if x_fake is None:
+            with torch.no_grad(), self.autocast():
+                x_fake = self.G_step(self.noise())
+        real, fake, penalty = self.critic_outputs(x_real, x_fake)
+        with self.autocast():
+            d_loss = p.loss.d_loss(real, fake, x_real, x_fake)
+        total = d_loss if penalty is None else d_loss + penalty
+        p.opt_d.zero_grad(set_to_none=True)
+        total.backward()
+        p.opt_d.step()
+        p.penalty.after_d_step(self.D)
+        stats = p.loss.stats(real, fake)
+        stats["loss/d"] = d_loss
+        stats["loss/penalty"] = penalty if penalty is not None else self.zero
+        stats["loss/d_total"] = total
+        self.meter.add(stats)
+
+    def generator_step(self) -> None:
+        p = self.parts
+        self.D.requires_grad_(False)  # no critic weight gradients needed for G's update
+        with self.autocast():
+            x_fake = self.G_step(self.noise())
+            g_loss = p.loss.g_loss(self.D_step(x_fake), x_fake)
+        p.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        p.opt_g.step()
+        self.D.requires_grad_(True)
+        self.meter.add({"loss/g": g_loss})
+
+    @torch.no_grad()
+    def preview(self) -> Tensor:
+        was_training = self.G.training
+        self.G.eval()
+        fake = self.G(self.fixed_noise)
+        self.G.train(was_training)
+        return self.parts.dataset.preview(fake)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "generator": self.G.state_dict(),
+            "critic": self.D.state_dict(),
+            "opt_g": self.parts.opt_g.state_dict(),
+            "opt_d": self.parts.opt_d.state_dict(),
+            "fixed_noise": self.fixed_noise.cpu(),
+            "batches": self.batches.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "config": OmegaConf.to_yaml(self.cfg, resolve=True),
+            "choices": dict(self.choices),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], path: Path) -> None:
+        """Everything the next step depends on, so a resumed run continues bit-exactly."""
+        checkpoint.restore_module(self.G, state["generator"], "generator", path)
+        checkpoint.restore_module(self.D, state["critic"], "critic", path)
+        try:
+            self.parts.opt_g.load_state_dict(state["opt_g"])
+            self.parts.opt_d.load_state_dict(state["opt_d"])
+        except (ValueError, KeyError) as err:
+            raise checkpoint.CheckpointError(
+                f"checkpoint {path} has optimiser state for another optimiser config: {err}"
+            ) from err
+        self.fixed_noise = state["fixed_noise"].to(self.device)
+        if hasattr(self.batches, "load_state_dict"):
+            self.batches.load_state_dict(state["batches"])
+        torch.set_rng_state(state["rng_cpu"])
+        if self.device.type == "cuda" and state.get("rng_cuda"):
+            torch.cuda.set_rng_state_all(state["rng_cuda"])
+        self.step = int(state["step"])
+
+    def checkpoint(self) -> Path:
+        """Check the pending scalars and weights are finite (two syncs), then save atomically."""
+        check_finite(self.meter.peek(), self.step, self.cfg.divergence.max_critic)
+        nets = {"generator": self.G, "critic": self.D}
+        finite = torch.stack(
+            [
+                torch.stack([torch.isfinite(p).all() for p in net.parameters()]).all()
+                for net in nets.values()
+            ]
+        ).tolist()
+        for name, ok in zip(nets, finite, strict=True):
+            if not ok:
+                raise TrainingDiverged(f"non-finite {name} weights at step {self.step}")
+        return checkpoint.save(self.state_dict(), self.run_dir, self.cfg.checkpoint.keep)
+
+    @contextmanager
+    def stop_on_signals(self) -> Iterator[None]:
+        """SIGINT/SIGTERM only set a flag; the loop saves and stops at the end of the step."""
+        self.stop_signal: int | None = None
+
+        def handler(signum: int, frame: Any) -> None:
+            self.stop_signal = signum
+
+        previous = {}
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    def run(self, logger: RunLogger) -> dict[str, float]:
+        cfg = self.cfg
+        steps = int(cfg.train.steps)
+        max_critic = cfg.divergence.max_critic
+        log_every, sample_every = int(cfg.log.every), int(cfg.log.sample_every)
+        eval_every, checkpoint_every = int(cfg.metrics.every), int(cfg.checkpoint.every)
+        last: dict[str, float] = {}
+        first_step, start = self.step, time.perf_counter()
+        bar = tqdm(
+            total=steps,
+            initial=self.step,
+            desc="train",
+            disable=not cfg.log.progress,
+            dynamic_ncols=True,
+        )
+        if self.step == 0:
+            logger.image("samples", self.preview(), 0)
+        with self.stop_on_signals():
+            while self.step < steps:
+                self.critic_phase()
+                self.generator_step()
+                self.step += 1
+                bar.update(1)
+                done = self.step == steps
+                if self.step % log_every == 0 or done:
+                    last = self.meter.read()
+                    check_finite(last, self.step, max_critic)
+                    elapsed = time.perf_counter() - start
+                    last["perf/steps_per_sec"] = (self.step - first_step) / max(elapsed, 1e-9)
+                    logger.scalars(self.step, last)
+                    bar.set_postfix(
+                        d=f"{last['loss/d']:.4g}", g=f"{last['loss/g']:.4g}", refresh=False
+                    )
+                if self.step % sample_every == 0 or done:
+                    logger.image("samples", self.preview(), self.step)
+                if self.evaluator is not None and (self.step % eval_every == 0 or done):
+                    scores = self.evaluator(self.G, self.latent_dim)
+                    logger.scalars(self.step, scores)
+                    self.tracker.update(self.step, scores)
+                    last.update(scores)
+                saved = None
+                if self.step % checkpoint_every == 0 or done:
+                    saved = self.checkpoint()
+                if self.stop_signal is not None:
+                    bar.close()
+                    raise Interrupted(self.stop_signal, self.step, saved or self.checkpoint())
+        bar.close()
+        last["time/train_sec"] = time.perf_counter() - start
+        return last
