@@ -16,9 +16,10 @@ available options listed).
 from __future__ import annotations
 
 import signal
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 # the `auto | true | false` settings
 AUTO_BOOL = ("auto", True, False)
@@ -74,6 +75,7 @@ class Interrupted(GanExpError):
     def __init__(self, signum: int, step: int, path: Path | None) -> None:
         self.signum, self.step, self.path = signum, step, path
         self.exit_status = 128 + signum
+        self.handover: Callable[[int, Any], None] | None = None  # submitit's requeue
         name = signal.Signals(signum).name
         where = f"checkpoint saved to {path}" if path else "nothing trained yet"
         super().__init__(f"{name} at step {step}; {where}")

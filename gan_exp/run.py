@@ -27,7 +27,7 @@ from typing import Any
 from omegaconf import DictConfig
 from torchvision.utils import save_image
 
-from gan_exp import checkpoint
+from gan_exp import checkpoint, sweep
 from gan_exp.atomic import write_error
 from gan_exp.components import build_components, resolve_device, seed_everything
 from gan_exp.errors import ConfigError, StorageError
@@ -135,6 +135,7 @@ def train(
     choices: Mapping[str, str | None] | None = None,
     on_accept: AcceptHook | None = None,
     created: Sequence[Path] = (),
+    own_folder: bool = False,
 ) -> dict[str, float]:
     """Train one run into `run_dir` and return the last logged scalars.
 
@@ -143,10 +144,19 @@ def train(
     `train.steps` (parsed as Hydra parses a command line).
     `choices` (group -> option) is stored in checkpoints so a resume can check its presets.
     `created`: folders made for this run by the caller, removed with ours if it is refused.
+    `own_folder`: the folder belongs to this very job (a sweep job's folder is named by its
+    sweep and overrides), so checkpoints found there are its own earlier attempt (a requeued
+    or re-run job) and are resumed instead of refused.
     Usable without Hydra (tests, notebooks).
     """
     run_dir = Path(run_dir)
     if cfg.get("resume") in (None, "", "null") and checkpoint.latest(run_dir) is not None:
+        if own_folder:
+            log.info("job folder %s holds this job's checkpoints: resuming", run_dir)
+            cfg = cfg.copy()
+            cfg.resume = "auto"
+            return train(cfg, run_dir, overrides, choices=choices, on_accept=on_accept,
+                         created=created)
         raise ConfigError(
             f"run folder {run_dir} already holds checkpoints; pass resume=auto to continue "
             "that run, or choose another hydra.run.dir"
@@ -192,7 +202,9 @@ def prepare(
             return None
     else:
         validate(cfg)
-    device = resolve_device(cfg.device)
+    slot = sweep.current_slot()
+    sweep.apply_threads(cfg.get("threads", "auto"), slot)
+    device = resolve_device(sweep.spread_device(str(cfg.device), slot))
     seed_everything(int(cfg.seed))
     parts = build_components(cfg, device)
     seed_everything(int(cfg.seed))  # the loop's randomness does not depend on how models were built

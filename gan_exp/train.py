@@ -9,6 +9,7 @@ command leaves every folder as it was and no new one behind.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import signal
@@ -21,11 +22,17 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan_exp import checkpoint, run
 from gan_exp.config import CONF_DIR, compose_config
-from gan_exp.errors import GanExpError, Interrupted, StartupInterrupted, StorageError
+from gan_exp.errors import (
+    GanExpError,
+    Interrupted,
+    StartupInterrupted,
+    StorageError,
+    TrainingDiverged,
+)
 
 __all__ = ["CONF_DIR", "compose_config", "main"]
 
@@ -51,7 +58,12 @@ class RunFolderGuard(Callback):
         _Folders.created = _check_creatable(Path(str(config.hydra.run.dir)), "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _check_creatable(Path(str(config.hydra.sweep.dir)), "hydra.sweep.dir")
+        # Freeze the sweep folder's name (its ${now:...}) in the config the launcher ships to
+        # its jobs: a job that submitit requeues later must find the same folder to resume.
+        sweep_dir = str(config.hydra.sweep.dir)
+        with open_dict(config):
+            config.hydra.sweep.dir = sweep_dir
+        _check_creatable(Path(sweep_dir), "hydra.sweep.dir")
 
 
 def _check_creatable(folder: Path, option: str) -> list[Path]:
@@ -146,7 +158,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     record = RunRecord(run_dir)
     try:
         if multirun:  # a sweep job's folder is its own: record it even if it is refused
-            record.accept(cfg, False)
+            record.accept(cfg, checkpoint.latest(run_dir) is not None)
         metrics = run.train(
             cfg,
             run_dir,
@@ -154,8 +166,13 @@ def _hydra_main(cfg: DictConfig) -> float | None:
             choices=dict(hc.runtime.choices),
             on_accept=None if multirun else record.accept,
             created=() if multirun else _Folders.created,
+            own_folder=multirun,
         )
     except Interrupted as stop:
+        if stop.handover is not None:  # submitit: it requeues the job, which resumes here
+            log.warning("stopped by %s; submitit requeues the job, which resumes from it", stop)
+            record.close()
+            stop.handover(stop.signum, None)
         log.warning("stopped by %s; resume with resume=%s", stop, run_dir)
         sys.exit(stop.exit_status)
     except GanExpError as err:
@@ -166,8 +183,22 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         sys.exit(err.exit_status)
     finally:
         record.close()
+    return _objective(cfg, metrics)
+
+
+def _objective(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
+    """`optimized_metric` for sweepers. A NaN/inf objective fails the job instead of being
+    returned: hydra-optuna-sweeper would otherwise end the whole study on it, while a failed
+    job is recorded as a FAIL trial and the study goes on (max_failure_rate in hparams_search)."""
     key = cfg.get("optimized_metric")
-    return metrics.get(key) if key else None
+    if not key:
+        return None
+    value = metrics.get(key)
+    if value is not None and not math.isfinite(value):
+        err = TrainingDiverged(f"optimized_metric {key}={value} is not finite")
+        log.error("%s: %s", err.kind, err)
+        raise err
+    return value
 
 
 _RESUME = re.compile(r"^\+{0,2}resume=(.*)$")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import time
 from collections import defaultdict
@@ -36,6 +37,19 @@ log = logging.getLogger(__name__)
 
 # Tags every run writes; the HParams tab shows their final values next to the config.
 HPARAM_METRICS = ["loss/d", "loss/g", "loss/penalty", "critic/real", "critic/fake"]
+
+
+def submitit_handler() -> tuple[signal.Signals, Any] | None:
+    """(signal, handler) when submitit handles this process's preemption signal, else None."""
+    name = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
+    sig = getattr(signal, f"SIG{name}", None)
+    if sig is None:
+        return None
+    current = signal.getsignal(sig)
+    owner = getattr(current, "__self__", None)
+    if owner is not None and type(owner).__module__.startswith("submitit"):
+        return sig, current
+    return None
 
 
 class Meter:
@@ -250,15 +264,26 @@ class Trainer:
 
     @contextmanager
     def stop_on_signals(self) -> Iterator[None]:
-        """SIGINT/SIGTERM only set a flag; the loop saves and stops at the end of the step."""
+        """SIGINT/SIGTERM only set a flag; the loop saves and stops at the end of the step.
+
+        Under submitit (hydra/launcher=slurm or local) SIGTERM is left to submitit, which
+        ignores it, and its preemption/timeout signal (USR2) is taken instead: the loop saves a
+        checkpoint, then hands the signal back to submitit, which requeues the job.
+        """
         self.stop_signal: int | None = None
+        self.handover: Any = None
 
         def handler(signum: int, frame: Any) -> None:
             self.stop_signal = signum
 
         previous = {}
+        submitit = submitit_handler()
+        wanted = [signal.SIGINT, signal.SIGTERM]
+        if submitit is not None:
+            wanted = [signal.SIGINT, submitit[0]]
+            self.handover = submitit[1]
         try:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in wanted:
                 previous[sig] = signal.signal(sig, handler)
         except ValueError:  # not the main thread: leave signals alone
             pass
@@ -313,7 +338,10 @@ class Trainer:
                     saved = self.checkpoint()
                 if self.stop_signal is not None:
                     bar.close()
-                    raise Interrupted(self.stop_signal, self.step, saved or self.checkpoint())
+                    stop = Interrupted(self.stop_signal, self.step, saved or self.checkpoint())
+                    if self.handover is not None and self.stop_signal != signal.SIGINT:
+                        stop.handover = self.handover
+                    raise stop
         bar.close()
         last["time/train_sec"] = time.perf_counter() - start
         return last

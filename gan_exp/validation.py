@@ -71,6 +71,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "dataset.seed": _SEED,
     "metrics.seed": _SEED,
     "metrics.classifier.seed": _SEED,
+    "threads": (lambda v: v == "auto" or _int(1)[0](v), "auto or an integer >= 1"),
     "train.steps": _int(1),
     "train.n_critic": _int(1),
     # BatchNorm generators, the pulling-away term and per-batch statistics need pairs
