@@ -1,0 +1,295 @@
+"""Read a multirun folder and say what it found: swept settings against final and best metrics,
+grouped over seeds as mean +- std (n), with every failed, killed or running job as a row of its
+own and its reason. Works on a sweep that is still running or was interrupted.
+
+    python scripts/summarize.py outputs/multirun/<sweep>      (or: gan-exp-summarize ...)
+
+Prints the Markdown table and writes `summary.md`, `summary.csv` and `summary_curves.png`
+(each metric's evaluation curve, mean over seeds, per setting) into the sweep folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import re
+import statistics
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# Overrides that never define a setting (logging, paths, the launcher itself).
+IGNORED = ("hydra", "log.", "paths.", "checkpoint.", "device", "threads", "hparams_search")
+SEED_KEYS = ("seed",)
+ERROR = re.compile(r"\]\[ERROR\] - (.*)$")
+STOPPED = re.compile(r"\]\[WARNING\] - (stopped by .*)$")
+
+
+@dataclass
+class Job:
+    """One job folder of a sweep."""
+
+    path: Path
+    overrides: dict[str, str]
+    status: str = "finished"  # finished | failed | running | stopped | incomplete
+    reason: str = ""
+    step: int | None = None
+    final: dict[str, float] = field(default_factory=dict)
+    best: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _overrides(path: Path) -> dict[str, str]:
+    found = path / ".hydra" / "overrides.yaml"
+    items = yaml.safe_load(found.read_text()) if found.is_file() else None
+    if not items:  # no record (an old or foreign folder): Hydra's folder name says the same
+        items = path.name.split("_", 1)[-1].split(",")
+    out = {}
+    for item in items:
+        key, _, value = str(item).lstrip("+~").partition("=")
+        if key and not key.startswith(IGNORED):
+            out[key] = value
+    return out
+
+
+def _steps_wanted(path: Path) -> int | None:
+    configs = sorted((path / ".hydra").glob("**/config.yaml"), key=lambda p: p.stat().st_mtime)
+    for config in reversed(configs):
+        try:
+            return int(yaml.safe_load(config.read_text())["train"]["steps"])
+        except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
+            continue
+    return None
+
+
+def read_job(path: Path) -> Job:
+    job = Job(path, _overrides(path))
+    metrics = path / "metrics.json"
+    if metrics.is_file():
+        try:
+            data = json.loads(metrics.read_text())
+            job.final = {k: float(v) for k, v in data.get("final", {}).items()
+                         if k.startswith("metrics/")}
+            job.best = {k: float(v["value"]) for k, v in data.get("best", {}).items()}
+            job.history = data.get("history", [])
+        except (ValueError, TypeError, AttributeError):
+            job.reason = "metrics.json unreadable"
+    ckpts = sorted((path / "checkpoints").glob("step_*.pt"))
+    job.step = int(ckpts[-1].stem.split("_")[1]) if ckpts else None
+    log = path / "train.log"
+    lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
+    errors = [m.group(1) for line in lines if (m := ERROR.search(line))]
+    stops = [m.group(1) for line in lines if (m := STOPPED.search(line))]
+    last_start = max((i for i, line in enumerate(lines) if "] - run " in line), default=-1)
+    finished = any("] - finished " in line for line in lines[last_start + 1:])
+    lock = path / ".lock"
+    pid = None
+    if lock.is_file():
+        try:
+            pid = int(lock.read_text().strip() or 0)
+        except (OSError, ValueError):
+            pid = None
+    wanted = _steps_wanted(path)
+    if pid and _alive(pid):
+        job.status, job.reason = "running", f"at step {job.step or 0} of {wanted or '?'}"
+    elif errors and not finished:
+        job.status, job.reason = "failed", errors[-1]
+    elif finished or (wanted is not None and job.step == wanted):
+        job.status = "finished"
+    elif stops:
+        job.status, job.reason = "stopped", stops[-1]
+    else:
+        job.status = "incomplete"
+        job.reason = f"no final checkpoint (killed?); last at step {job.step or 0}"
+    return job
+
+
+def find_jobs(sweep: Path) -> list[Job]:
+    folders = [p for p in sweep.iterdir()
+               if p.is_dir() and not p.name.startswith(".") and
+               ((p / ".hydra").is_dir() or (p / "train.log").is_file())]
+    folders.sort(key=lambda p: (int(p.name.split("_")[0]) if p.name.split("_")[0].isdigit()
+                                else math.inf, p.name))
+    return [read_job(p) for p in folders]
+
+
+def swept_keys(jobs: list[Job]) -> list[str]:
+    """Keys whose value differs between jobs (or that only some jobs set), seeds excluded."""
+    keys: dict[str, set[str | None]] = defaultdict(set)
+    for job in jobs:
+        for key in {k for j in jobs for k in j.overrides}:
+            keys[key].add(job.overrides.get(key))
+    return [k for k, values in keys.items() if len(values) > 1 and k not in SEED_KEYS]
+
+
+def _fmt(values: list[float]) -> str:
+    values = [v for v in values if math.isfinite(v)]
+    if not values:
+        return "-"
+    mean = statistics.fmean(values)
+    if len(values) == 1:
+        return f"{mean:.4g} (n=1)"
+    return f"{mean:.4g} +- {statistics.stdev(values):.2g} (n={len(values)})"
+
+
+@dataclass
+class Row:
+    setting: tuple[str, ...]
+    status: str
+    jobs: list[Job]
+
+    @property
+    def reason(self) -> str:
+        reasons = sorted({j.reason for j in self.jobs if j.reason})
+        return "; ".join(reasons)
+
+
+def rows_of(jobs: list[Job], keys: list[str]) -> list[Row]:
+    groups: dict[tuple[tuple[str, ...], str], list[Job]] = defaultdict(list)
+    for job in jobs:
+        setting = tuple(job.overrides.get(k, "") for k in keys)
+        groups[(setting, job.status)].append(job)
+    order = {"finished": 0, "running": 1, "stopped": 2, "incomplete": 3, "failed": 4}
+    return [Row(s, st, js) for (s, st), js in
+            sorted(groups.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 9)))]
+
+
+def metric_names(jobs: list[Job]) -> list[str]:
+    names = {k for j in jobs for k in j.final} - {"metrics/classifier_test_accuracy"}
+    return sorted(names)
+
+
+def markdown(rows: list[Row], keys: list[str], metrics: list[str]) -> str:
+    short = [m.removeprefix("metrics/") for m in metrics]
+    head = [*keys, "status", "seeds", *[f"final {m}" for m in short],
+            *[f"best {m}" for m in short], "reason"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        seeds = ",".join(sorted(j.overrides.get("seed", "") for j in row.jobs)) or "-"
+        cells = [*row.setting, row.status, seeds,
+                 *[_fmt([j.final[m] for j in row.jobs if m in j.final]) for m in metrics],
+                 *[_fmt([j.best[m] for j in row.jobs if m in j.best]) for m in metrics],
+                 row.reason.replace("|", "/")[:160]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_csv(path: Path, rows: list[Row], keys: list[str], metrics: list[str]) -> None:
+    head = [*keys, "status", "n", "seeds", "reason"]
+    for kind in ("final", "best"):
+        for m in metrics:
+            head += [f"{kind} {m} mean", f"{kind} {m} std"]
+    with open(path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(head)
+        for row in rows:
+            line: list[Any] = [*row.setting, row.status, len(row.jobs),
+                               " ".join(sorted(j.overrides.get("seed", "") for j in row.jobs)),
+                               row.reason]
+            for kind in ("final", "best"):
+                for m in metrics:
+                    values = [getattr(j, kind)[m] for j in row.jobs if m in getattr(j, kind)]
+                    values = [v for v in values if math.isfinite(v)]
+                    line.append(f"{statistics.fmean(values):.6g}" if values else "")
+                    line.append(f"{statistics.stdev(values):.6g}" if len(values) > 1 else "")
+            out.writerow(line)
+
+
+def plot_curves(path: Path, rows: list[Row], keys: list[str], metrics: list[str]) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    shown = metrics[:6]
+    if not shown:
+        return False
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.4), squeeze=False)
+    for ax, metric in zip(axes[0], shown, strict=True):
+        for row in rows:
+            if row.status == "failed":
+                continue
+            by_step: dict[int, list[float]] = defaultdict(list)
+            for job in row.jobs:
+                for h in job.history:
+                    if metric in h and math.isfinite(h[metric]):
+                        by_step[int(h["step"])].append(float(h[metric]))
+            if not by_step:
+                continue
+            steps = sorted(by_step)
+            mean = [statistics.fmean(by_step[s]) for s in steps]
+            sd = [statistics.stdev(by_step[s]) if len(by_step[s]) > 1 else 0.0 for s in steps]
+            label = ",".join(f"{k}={v}" for k, v in zip(keys, row.setting, strict=True)) or "all"
+            ax.plot(steps, mean, marker="o", ms=3, label=f"{label} ({row.status})")
+            ax.fill_between(steps, [m - s for m, s in zip(mean, sd, strict=True)],
+                            [m + s for m, s in zip(mean, sd, strict=True)], alpha=0.2)
+        ax.set_title(metric.removeprefix("metrics/"))
+        ax.set_xlabel("generator step")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    os.replace(tmp, path)
+    plt.close(fig)
+    return True
+
+
+def summarize(sweep: Path, out: Path | None = None) -> str:
+    jobs = find_jobs(sweep)
+    if not jobs:
+        raise SystemExit(f"summarize: no job folders (with .hydra/ or train.log) in {sweep}")
+    keys = swept_keys(jobs)
+    metrics = metric_names(jobs)
+    rows = rows_of(jobs, keys)
+    counts = defaultdict(int)
+    for job in jobs:
+        counts[job.status] += 1
+    table = markdown(rows, keys, metrics)
+    text = (f"# Sweep {sweep}\n\n{len(jobs)} jobs: "
+            + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+            + f". Swept: {', '.join(keys) or 'nothing'}; seeds grouped.\n\n{table}\n")
+    out = out or sweep
+    for name, content in (("summary.md", text),):
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(content)
+        os.replace(tmp, out / name)
+    tmp = out / ".summary.csv.tmp"
+    write_csv(tmp, rows, keys, metrics)
+    os.replace(tmp, out / "summary.csv")
+    plot_curves(out / "summary_curves.png", rows, keys, metrics)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("sweep", type=Path, help="a multirun folder (outputs/multirun/<time>)")
+    parser.add_argument("--out", type=Path, default=None, help="where the files go (the sweep)")
+    args = parser.parse_args(argv)
+    if not args.sweep.is_dir():
+        print(f"summarize: {args.sweep} is not a folder", file=sys.stderr)
+        return 2
+    print(summarize(args.sweep, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

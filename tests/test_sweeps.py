@@ -1,0 +1,157 @@
+"""Sweeps through Hydra's own plugins, as a user runs them: joblib in parallel, submitit's local
+executor (the SLURM path, with a real preemption signal and requeue), Optuna with a trial
+that diverges, and the summary of a multirun folder."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gan_exp import checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+TOY = ["dataset=ring", "experiment=toy_ring", "log.progress=false", "log.every=10",
+       "log.sample_every=1000"]
+
+
+def have(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def cli(args, cwd, timeout=400, **popen):
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "GAN_EXP_DATA": str(cwd / "data"),
+           "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "gan_exp.train", *args]
+    if popen:
+        return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def jobs(sweep: Path) -> list[Path]:
+    return sorted((p for p in sweep.iterdir() if p.is_dir() and p.name[0].isdigit()),
+                  key=lambda p: int(p.name.split("_")[0]))
+
+
+@pytest.mark.skipif(not have("hydra_plugins.hydra_joblib_launcher"),
+                    reason="hydra-joblib-launcher not installed (pip install -e '.[sweep]')")
+def test_joblib_sweep_runs_two_jobs_at_once_with_shared_cores(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = cli(["-m", "hydra/launcher=parallel", *TOY, "train.steps=60", "metrics.every=60",
+                "loss=gan,hinge", f"hydra.sweep.dir={sweep}"], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    found = jobs(sweep)
+    assert len(found) == 2
+    for job in found:
+        assert checkpoint.latest(job).name == "step_0000060.pt"
+        log = (job / "train.log").read_text()
+        assert "torch threads: " in log and "2 jobs at once" in log
+
+
+@pytest.mark.skipif(not have("hydra_plugins.hydra_submitit_launcher"),
+                    reason="hydra-submitit-launcher not installed (pip install -e '.[sweep]')")
+def test_submitit_preemption_saves_requeues_and_resumes_in_the_same_folder(tmp_path):
+    sweep = tmp_path / "sweep"
+    steps = 3000
+    proc = cli(["-m", "hydra/launcher=local", *TOY, f"train.steps={steps}", "metrics.every=3000",
+                "model.g_hidden=[32]", "model.d_hidden=[32]",
+                "checkpoint.every=100000", "seed=0,1", f"hydra.sweep.dir={sweep}"], tmp_path,
+               popen=True)
+    # preempt job 0 once it is training: its lock file holds the pid of the process running it
+    deadline, lock = time.time() + 180, None
+    while time.time() < deadline:
+        locks = list(sweep.glob("0_*/.lock")) if sweep.exists() else []
+        if locks and list(locks[0].parent.glob("events.out.tfevents.*")):
+            lock = locks[0]
+            break
+        time.sleep(0.1)
+    assert lock is not None, "job 0 never started"
+    time.sleep(1.0)
+    os.kill(int(lock.read_text()), signal.SIGUSR2)
+    out, _ = proc.communicate(timeout=400)
+    assert proc.returncode == 0, out
+    job0, job1 = jobs(sweep)
+    log0 = (job0 / "train.log").read_text()
+    assert "stopped by SIGUSR2" in log0 and "submitit requeues the job" in log0
+    assert "holds this job's checkpoints: resuming" in log0 and "resumed from" in log0
+    assert list((job0 / ".hydra").glob("resumed_*/config.yaml"))
+    for job in (job0, job1):
+        assert checkpoint.load(checkpoint.latest(job))["step"] == steps
+    # the preempted job's one TensorBoard run continues across the requeue
+    from tests.conftest import read_events
+
+    logged = [e.step for e in read_events(job0).Scalars("loss/g")]
+    assert logged == sorted(set(logged)) and logged[-1] == steps
+
+
+@pytest.mark.skipif(not have("hydra_plugins.hydra_optuna_sweeper"),
+                    reason="hydra-optuna-sweeper not installed (pip install -e '.[sweep]')")
+def test_optuna_study_survives_a_diverging_trial_and_records_the_best(tmp_path):
+    # the shipped search's settings over two lr_d, one that trains and one that diverges
+    # (not Optuna's grid sampler: hydra-optuna-sweeper 1.3 crashes when a grid's last trial
+    # fails, telling a finished grid study twice)
+    shipped = yaml.safe_load((ROOT / "conf/hparams_search/ring_wgan_gp.yaml").read_text())
+    search = tmp_path / "my_conf" / "hparams_search" / "diverge.yaml"
+    search.parent.mkdir(parents=True)
+    sweeper = {**shipped["hydra"]["sweeper"], "study_name": "diverge", "n_trials": 2,
+               "params": {"optimizer.lr_d": "choice(1e-4, 1e30)"}}
+    defaults = [{"override /experiment": "toy_ring"}, {"override /loss": "gan"},
+                {"override /optimizer": "sgd"}, {"override /hydra/sweeper": "optuna"},
+                {"override /hydra/sweeper/sampler": "tpe"}]  # seed 0 draws both values
+    config = {"defaults": defaults, "optimized_metric": shipped["optimized_metric"],
+              "hydra": {"sweeper": sweeper}}
+    search.write_text("# @package _global_\n" + yaml.safe_dump(config))
+    sweep, db = tmp_path / "sweep", tmp_path / "study.db"
+    proc = cli(["--config-dir", str(tmp_path / "my_conf"), "-m", "hparams_search=diverge",
+                "train.steps=40", "metrics.every=40", "log.progress=false",
+                f"hydra.sweeper.storage=sqlite:///{db}", f"hydra.sweep.dir={sweep}"], tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert result["best_params"] == {"optimizer.lr_d": 1e-4}
+    assert 0 <= result["best_value"] <= 100
+    assert "Failed experiment" in out
+    assert any("training diverged" in (job / "train.log").read_text() for job in jobs(sweep))
+    import optuna
+
+    study = optuna.load_study(study_name="diverge", storage=f"sqlite:///{db}")
+    assert sorted(t.state.name for t in study.trials) == ["COMPLETE", "FAIL"]
+
+
+def test_summary_groups_seeds_and_keeps_the_failed_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = cli(["-m", *TOY, "train.steps=30", "metrics.every=30", "loss=gan,wgan",
+                "seed=0,1", f"hydra.sweep.dir={sweep}"], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    bad = cli(["-m", *TOY, "train.steps=30", "metrics.every=30", "loss=gan", "seed=2",
+               "optimizer=sgd", "optimizer.lr_d=1e30", f"hydra.sweep.dir={tmp_path / 'bad'}"],
+              tmp_path)
+    assert bad.returncode != 0
+    (failed,) = jobs(tmp_path / "bad")
+    failed.rename(sweep / "4_loss=gan,optimizer.lr_d=1e30,optimizer=sgd,seed=2")
+    summary = subprocess.run([sys.executable, str(ROOT / "scripts" / "summarize.py"), str(sweep)],
+                             capture_output=True, text=True, timeout=120)
+    assert summary.returncode == 0, summary.stdout + summary.stderr
+    text = summary.stdout
+    assert "| loss |" in text and "(n=2)" in text.replace(" (n=2)", "(n=2)")
+    assert "failed" in text and "training diverged" in text
+    with open(sweep / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    by = {(r["loss"], r["status"]): r for r in rows}
+    assert by[("gan", "finished")]["n"] == "2" and by[("wgan", "finished")]["n"] == "2"
+    assert "final metrics/modes mean" in rows[0]
+    assert by[("gan", "failed")]["n"] == "1" and "diverged" in by[("gan", "failed")]["reason"]
+    assert (sweep / "summary.md").is_file() and (sweep / "summary_curves.png").is_file()
