@@ -30,10 +30,10 @@ from torchvision.utils import save_image
 from gan_exp import checkpoint, sweep
 from gan_exp.atomic import write_error
 from gan_exp.components import build_components, resolve_device, seed_everything
-from gan_exp.errors import ConfigError, StorageError
+from gan_exp.errors import ConfigError, StorageError, TrainingDiverged
 from gan_exp.metrics import Evaluator
-from gan_exp.tb import RunLogger, flatten_config
-from gan_exp.trainer import HPARAM_METRICS, Trainer
+from gan_exp.tb import RunLogger, run_hparams
+from gan_exp.trainer import Trainer
 from gan_exp.validation import validate
 
 log = logging.getLogger("gan_exp.trainer")
@@ -49,6 +49,7 @@ class Prepared:
     cfg: DictConfig
     trainer: Trainer
     resumed_from: Path | None
+    overrides: list[str]
 
 
 def make_folder(path: Path) -> list[Path]:
@@ -213,7 +214,7 @@ def prepare(
     trainer = Trainer(cfg, run_dir, parts, device, evaluator, choices=dict(choices))
     if state is not None and resume_from is not None:
         trainer.load_state_dict(state, resume_from)
-    return Prepared(cfg, trainer, resume_from)
+    return Prepared(cfg, trainer, resume_from, list(overrides))
 
 
 def finished_metrics(run_dir: Path) -> dict[str, float]:
@@ -262,18 +263,20 @@ def run_prepared(prepared: Prepared) -> dict[str, float]:
             cfg.dataset.name if cfg.dataset.name in ("ring", "grid") else "ring",
         )
     metrics: dict[str, Any] = {}
-    success = False
+    status: str | None = None  # HParams session status; None: may be resumed
     logger = None
     try:
         # purge_step hides events a killed run logged after the checkpoint it resumes from
         resumed = prepared.resumed_from is not None
         logger = RunLogger(run_dir, purge_step=trainer.step + 1 if resumed else None)
-        evaluator = trainer.evaluator
-        tags = HPARAM_METRICS + (evaluator.names if evaluator is not None else [])
-        logger.start_hparams(flatten_config(cfg), tags, resumed=resumed)
+        logger.start_hparams(run_hparams(cfg, trainer.choices, prepared.overrides),
+                             resumed=resumed)
         metrics = trainer.run(logger)
         save_image(trainer.preview(), run_dir / "samples.png")
-        success = True
+        status = "success"
+    except TrainingDiverged:
+        status = "failure"
+        raise
     except StorageError:
         raise
     except OSError as err:
@@ -281,9 +284,9 @@ def run_prepared(prepared: Prepared) -> dict[str, float]:
     finally:
         if logger is not None:
             try:
-                logger.close(success)
+                logger.close(status)
             except OSError as err:
-                if success:
+                if status == "success":
                     raise write_error(err, run_dir) from err
     log.info("finished %d steps: %s", trainer.step, {k: round(v, 5) for k, v in metrics.items()})
     return metrics

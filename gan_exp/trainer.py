@@ -35,9 +35,6 @@ from gan_exp.tb import RunLogger
 
 log = logging.getLogger(__name__)
 
-# Tags every run writes; the HParams tab shows their final values next to the config.
-HPARAM_METRICS = ["loss/d", "loss/g", "loss/penalty", "critic/real", "critic/fake"]
-
 
 def submitit_handler() -> tuple[signal.Signals, Any] | None:
     """(signal, handler) when submitit handles this process's preemption signal, else None."""
