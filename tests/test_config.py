@@ -124,6 +124,34 @@ def test_paper_dragan_experiment_is_gan_loss_with_dragan_penalty():
     assert (cfg.loss.name, cfg.penalty.name, cfg.optimizer.name) == ("gan", "dragan", "adam_dragan")
 
 
+PAPER_PRESETS = {
+    # preset: (loss, penalty, model, dataset)
+    "wgan_digits": ("wgan", "clip", "mlp", "digits"),
+    "wgan_gp_digits": ("wgan_gp", "gp", "mlp", "digits"),
+    "dragan_digits": ("gan", "dragan", "mlp", "digits"),
+    "loss_sensitive_digits": ("loss_sensitive", "real_grad", "mlp", "digits"),
+    "ebgan_digits": ("ebgan", "none", "ebgan", "digits"),
+    "wgan_ring": ("wgan", "clip", "toy_mlp", "ring"),
+    "wgan_gp_ring": ("wgan_gp", "gp", "toy_mlp", "ring"),
+    "dragan_ring": ("gan", "dragan", "toy_mlp", "ring"),
+    "loss_sensitive_ring": ("loss_sensitive", "real_grad", "toy_mlp", "ring"),
+    "ebgan_ring": ("ebgan", "none", "toy_mlp", "ring"),
+}
+
+
+@pytest.mark.parametrize("preset", group_options("experiment"))
+def test_every_experiment_preset_composes_and_validates(preset):
+    from gan_exp.validation import validate
+
+    cfg = compose_cfg([f"experiment={preset}"])
+    validate(cfg)
+    if preset in PAPER_PRESETS:
+        got = (cfg.loss.name, cfg.penalty.name, cfg.model.name, cfg.dataset.name)
+        assert got == PAPER_PRESETS[preset]
+    if preset == "dragan_ring":
+        assert cfg.penalty.perturbation == "gaussian"  # the paper's 2-D perturbation
+
+
 def test_sweepable_values_are_config_values():
     cfg = compose_cfg(["loss=ebgan"])
     for key in [
