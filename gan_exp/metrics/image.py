@@ -14,8 +14,6 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.kid import KernelInceptionDistance
 
 # the keys of `ImageEvaluator.evaluate`, in order
 TAGS = (
@@ -104,6 +102,8 @@ class ImageEvaluator:
         self.pr_k, self.dc_k = pr_k, dc_k
         self.real_features, _ = self.features(real_images)
         dim = self.real_features.shape[1]
+        from torchmetrics.image.fid import FrechetInceptionDistance  # ~1 s import: only images
+
         self.fid = FrechetInceptionDistance(
             feature=SuppliedFeatures(dim), reset_real_features=False
         )
@@ -128,6 +128,8 @@ class ImageEvaluator:
         size = min(self.kid_subset_size, n, self.real_features.shape[0])
         with warnings.catch_warnings():  # "will save all extracted features": that is the point
             warnings.simplefilter("ignore", UserWarning)
+            from torchmetrics.image.kid import KernelInceptionDistance
+
             kid = KernelInceptionDistance(
                 feature=SuppliedFeatures(fake_features.shape[1]),
                 subsets=self.kid_subsets,
