@@ -29,6 +29,7 @@ import ctypes
 import functools
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -123,10 +124,21 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
 _MMAP_THRESHOLD_MAX = 32 * 2**20  # glibc's ceiling on 64-bit: blocks above it still use mmap
 
 
+_malloc_tuned: bool | None = None  # process-wide: applied once, whatever the number of runs
+
+
 def tune_malloc(enabled: bool) -> bool:
-    """Apply `train.malloc_tuning` to this process; True when glibc accepted it."""
+    """Apply `train.malloc_tuning` to this process once; True when glibc accepted it."""
+    global _malloc_tuned
     if not enabled or not sys.platform.startswith("linux"):
         return False
+    if _malloc_tuned is not None:
+        return _malloc_tuned
+    _malloc_tuned = _mallopt()
+    return _malloc_tuned
+
+
+def _mallopt() -> bool:
     try:
         libc = ctypes.CDLL("libc.so.6")
         mallopt = libc.mallopt
@@ -135,3 +147,31 @@ def tune_malloc(enabled: bool) -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and bool(
         mallopt(_M_TRIM_THRESHOLD, 2**30)
     )
+
+
+@dataclass(frozen=True)
+class SpeedSettings:
+    """`train.*` speed settings resolved once for one run's models and device (none of them
+    changes the maths; each `resolve_*` above says when `auto` turns a setting on)."""
+
+    batch_critic: bool
+    batch_fakes: bool
+    compile_generator: bool
+    compile_critic: bool
+    amp: str
+    channels_last: bool
+
+    @staticmethod
+    def resolve(
+        train: Any, generator: nn.Module, critic: nn.Module, device: torch.device,
+        per_sample_gradients: bool,
+    ) -> SpeedSettings:
+        compiled = bool(train.compile)
+        return SpeedSettings(
+            batch_critic=resolve_batch_critic(train.batch_critic, critic),
+            batch_fakes=resolve_batch_fakes(train.batch_fakes, compiled),
+            compile_generator=compiled,
+            compile_critic=compiled and not per_sample_gradients,
+            amp=resolve_amp(train.amp, per_sample_gradients),
+            channels_last=resolve_channels_last(train.channels_last, device, generator, critic),
+        )

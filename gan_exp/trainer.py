@@ -116,21 +116,19 @@ class Trainer:
         self.fixed_noise = torch.randn(n_preview, self.latent_dim, generator=noise_gen).to(device)
         self.meter = Meter()
         self.step = 0
-        t = cfg.train
-        self.batch_critic = speed.resolve_batch_critic(t.batch_critic, self.D)
-        speed.tune_malloc(t.malloc_tuning)
-        amp = speed.resolve_amp(t.amp, parts.penalty.per_sample_gradients)
-        self.autocast = speed.autocast(device, amp)
-        self.channels_last = speed.resolve_channels_last(t.channels_last, device, self.G, self.D)
+        speed.tune_malloc(cfg.train.malloc_tuning)  # process-wide, applied once per process
+        self.speed = speed.SpeedSettings.resolve(
+            cfg.train, self.G, self.D, device, parts.penalty.per_sample_gradients
+        )
+        self.batch_critic, self.batch_fakes = self.speed.batch_critic, self.speed.batch_fakes
+        self.autocast = speed.autocast(device, self.speed.amp)
+        self.channels_last = self.speed.channels_last
         if self.channels_last:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
         # the step calls these; checkpoints and previews use the plain modules
-        self.G_step = speed.maybe_compile(self.G, t.compile)
-        self.batch_fakes = speed.resolve_batch_fakes(t.batch_fakes, t.compile)
-        self.D_step = speed.maybe_compile(
-            self.D, t.compile and not parts.penalty.per_sample_gradients
-        )
+        self.G_step = speed.maybe_compile(self.G, self.speed.compile_generator)
+        self.D_step = speed.maybe_compile(self.D, self.speed.compile_critic)
         self.zero = torch.zeros((), device=device)
 
     def noise(self, rows: int | None = None) -> Tensor:
@@ -201,6 +199,16 @@ class Trainer:
         p.opt_g.step()
         self.D.requires_grad_(True)
         self.meter.add({"loss/g": g_loss})
+
+    def train_step(self) -> None:
+        """One step of the loop: `n_critic` critic steps, then one generator step.
+
+        Public so that scripts (the benchmark, a notebook) can drive the loop step by step
+        without logging, evaluation or checkpoints; `run()` adds those around it.
+        """
+        self.critic_phase()
+        self.generator_step()
+        self.step += 1
 
     @torch.no_grad()
     def preview(self) -> Tensor:
@@ -309,9 +317,7 @@ class Trainer:
             logger.image("samples", self.preview(), 0)
         with self.stop_on_signals():
             while self.step < steps:
-                self.critic_phase()
-                self.generator_step()
-                self.step += 1
+                self.train_step()
                 bar.update(1)
                 done = self.step == steps
                 if self.step % log_every == 0 or done:

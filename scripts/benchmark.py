@@ -44,7 +44,7 @@ from gan_exp.metrics import Evaluator
 from gan_exp.models.activations import stock_activations
 from gan_exp.tb import RunLogger
 from gan_exp.train import compose_config as config
-from gan_exp.trainer import Trainer
+from gan_exp.trainer import Meter, Trainer
 
 # (variant, model, extra overrides)
 CASES = [
@@ -185,15 +185,21 @@ def make_trainer(cfg: DictConfig, dataset: GANDataset, device: torch.device, run
     return Trainer(cfg, run_dir, parts, device)
 
 
+class NullMeter(Meter):
+    """Drops the loop's scalars: the bare loop prices the step functions alone."""
+
+    def add(self, values: dict[str, torch.Tensor]) -> None:
+        pass
+
+
 def bare_loop(cfg: DictConfig, dataset: GANDataset, device: torch.device, steps: int) -> float:
     """The project's step functions, nothing else: no meter, logging, previews or checkpoints."""
     with tempfile.TemporaryDirectory() as tmp:
         trainer = make_trainer(cfg, dataset, device, Path(tmp))
-        trainer.meter.add = lambda values: None  # type: ignore[method-assign]
+        trainer.meter = NullMeter()
         start = time.perf_counter()
         for _ in range(steps):
-            trainer.critic_phase()
-            trainer.generator_step()
+            trainer.train_step()
         sync(device)
         return time.perf_counter() - start
 
@@ -229,9 +235,7 @@ def logging_costs(
         for _ in range(5):
             start = time.perf_counter()
             for _ in range(chunk):
-                trainer.critic_phase()
-                trainer.generator_step()
-                trainer.step += 1
+                trainer.train_step()
             sync(device)
             t_step = min(t_step, (time.perf_counter() - start) / chunk)
             start = time.perf_counter()
@@ -406,14 +410,27 @@ def main(argv: list[str] | None = None) -> int:
         f"DataLoader with {args.naive_workers} workers\n"
     )
     dataset = build(config(common).dataset)
+    main_table(cases, common, steps, args.repeats, args.naive_workers, device)
+    if args.main_only:
+        return 0
+    batch_size_table(batch_sizes, common, steps, args.naive_workers)
+    memory_table(common, long_steps, dataset, device)
+    logging_table(common, steps, size, args.quick, dataset, device)
+    return 0
 
+
+def main_table(
+    cases: list, common: list[str], steps: int, repeats: int, naive_workers: int,
+    device: torch.device,
+) -> None:
+    """The first table: steps per second of every case, naive vs bare vs project loop."""
     rows = []
     for variant, model, extra in cases:
         overrides = [*common, f"loss={variant}", f"model={model}", *extra]
         cfg = config(overrides)
         # the conv models run 10-20x slower on a CPU: fewer steps, about the same seconds
         case_steps = steps if model == "mlp" or device.type == "cuda" else max(steps // 5, 3)
-        got, runs = compare(overrides, case_steps, args.repeats, naive_workers=args.naive_workers)
+        got, runs = compare(overrides, case_steps, repeats, naive_workers=naive_workers)
         paired = [p / n for p, n in zip(runs["project"], runs["naive"], strict=True)]
         (naive_sps, naive_mb), (bare_sps, _), (proj_sps, proj_mb) = (
             got["naive"],
@@ -440,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"  measured {variant}/{model}", file=sys.stderr, flush=True)
     print(
-        f"## Generator steps per second, best of {args.repeats} interleaved runs "
+        f"## Generator steps per second, best of {repeats} interleaved runs "
         "(paired range: lowest and highest project/naive within one round of naive, bare, "
         "project)\n"
     )
@@ -465,15 +482,17 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
 
-    if args.main_only:
-        return 0
+
+def batch_size_table(batch_sizes: list[int], common: list[str], steps: int,
+                     naive_workers: int) -> None:
+    """WGAN-GP MLP throughput against batch size."""
     print("\n## WGAN-GP MLP throughput against batch size (project loop)\n")
     rows = []
     for bs in batch_sizes:
         overrides = [*common, "loss=wgan_gp", f"train.batch_size={bs}"]
         cfg = config(overrides)
         got, _ = compare(
-            overrides, max(steps * 64 // bs, 5), 2, ("naive", "project"), args.naive_workers
+            overrides, max(steps * 64 // bs, 5), 2, ("naive", "project"), naive_workers
         )
         (naive, _), (sps, mb) = got["naive"], got["project"]
         rows.append(
@@ -487,6 +506,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(table(["batch", "G steps/s", "samples/s", "naive samples/s", "peak MB"], rows))
 
+
+def memory_table(common: list[str], long_steps: int, dataset: GANDataset,
+                 device: torch.device) -> None:
+    """Memory over a long run of the full loop (scalars, grids, checkpoints), sampled between
+    eight stretches of `trainer.run`, each continuing where the previous stopped."""
     print(f"\n## Memory over a long run (WGAN-GP MLP, {long_steps} steps, project loop)\n")
     cfg = config([*common, "loss=wgan_gp", f"train.steps={long_steps}"])
     with tempfile.TemporaryDirectory() as tmp:
@@ -494,20 +518,13 @@ def main(argv: list[str] | None = None) -> int:
         logger = RunLogger(Path(tmp))
         marks = []
         every = max(long_steps // 8, 1)
-        original = trainer.generator_step
-
-        def step_and_sample() -> None:
-            original()
-            if (trainer.step + 1) % every == 0:
-                alloc = (
-                    torch.cuda.memory_allocated(device) / 2**20
-                    if device.type == "cuda"
-                    else rss_mb()
-                )
-                marks.append((trainer.step + 1, alloc))
-
-        trainer.generator_step = step_and_sample  # type: ignore[method-assign]
-        trainer.run(logger)
+        while trainer.step < long_steps:
+            trainer.cfg.train.steps = min(trainer.step + every, long_steps)
+            trainer.run(logger)
+            alloc = (
+                torch.cuda.memory_allocated(device) / 2**20 if device.type == "cuda" else rss_mb()
+            )
+            marks.append((trainer.step, alloc))
         logger.close()
     what = "allocated MB" if device.type == "cuda" else "RSS MB"
     print(table(["step", what], [[str(s), f"{m:.1f}"] for s, m in marks]))
@@ -515,6 +532,10 @@ def main(argv: list[str] | None = None) -> int:
         growth = marks[-1][1] - marks[len(marks) // 2][1]
         print(f"\nsecond-half growth: {growth:+.1f} MB")
 
+
+def logging_table(common: list[str], steps: int, size: int, quick: bool,
+                  dataset: GANDataset, device: torch.device) -> None:
+    """What logging, sample grids, checkpoints and evaluation cost at the default intervals."""
     print("\n## Cost of logging and evaluation at the default intervals (the default run)\n")
     defaults = config([])
     cfg_log = config(common)
@@ -533,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
                     "metrics.n_real=200",
                     "metrics.classifier.epochs=1",
                 ]
-                if args.quick
+                if quick
                 else []
             ),
         ]
@@ -572,7 +593,6 @@ def main(argv: list[str] | None = None) -> int:
             ],
         )
     )
-    return 0
 
 
 if __name__ == "__main__":

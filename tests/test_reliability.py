@@ -314,3 +314,24 @@ def test_multirun_reports_a_diverged_job_and_keeps_the_others(tmp_path):
 def test_build_rejects_bad_values_without_touching_disk():
     with pytest.raises(ConfigError, match="train.n_critic=0"):
         build_components(compose_cfg(["train.n_critic=0", "dataset.size=64"]), CPU)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_streamed_dataset_resumes_in_exactly_the_same_order(tmp_path, workers):
+    from tests.vision_files import write_image_folder
+
+    folder = write_image_folder(tmp_path / "imgs", ["a", "b"], n=5)  # 10 images: 2 batches/epoch
+    data = ["dataset=image_folder", f"dataset.root={folder}", "dataset.image_size=16",
+            "dataset.in_memory=false", f"dataset.num_workers={workers}", "train.batch_size=4",
+            "model.latent_dim=8", "model.g_hidden=[16]", "model.d_hidden=[16]",
+            "metrics.enabled=false", "log.progress=false", "log.every=1", "checkpoint.every=3",
+            "checkpoint.keep=10"]
+    train(compose_cfg([*data, "train.steps=7"]), tmp_path / "straight")
+    train(compose_cfg([*data, "train.steps=3"]), tmp_path / "split")  # stops mid-epoch
+    resume = f"resume={tmp_path / 'split'}"
+    train(compose_cfg([resume]), tmp_path / "split", [resume, "train.steps=7"])
+    a = weights(tmp_path / "straight" / "checkpoints" / "step_0000007.pt")
+    b = weights(tmp_path / "split" / "checkpoints" / "step_0000007.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    state = checkpoint.load(tmp_path / "split" / "checkpoints" / "step_0000003.pt")["batches"]
+    assert (state["epoch"], state["taken"]) == (1, 1)

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from gan_exp.errors import ConfigError, worker_errors
 
@@ -139,39 +139,77 @@ class StreamingDataset(GANDataset):
 
     def make_batches(self, batch_size: int, device: torch.device) -> LoaderBatches:
         check_batch_size(batch_size, self)
-        generator = torch.Generator().manual_seed(int(torch.randint(2**31, ()).item()))
+        # the order's seed comes from the run's seeded RNG, so a run's data order is its own
+        sampler = EpochSampler(len(self.source), int(torch.randint(2**31, ()).item()))
         loader = DataLoader(
             self.source,
             batch_size=batch_size,
-            shuffle=True,
+            sampler=sampler,
             drop_last=True,
             num_workers=self.num_workers,
             pin_memory=device.type == "cuda",
             persistent_workers=self.num_workers > 0,
-            generator=generator,
+            # each iter() draws the workers' base seed from this generator, not from the
+            # global RNG the training noise comes from (a resume makes one more iter())
+            generator=torch.Generator().manual_seed(sampler.seed),
         )
-        return LoaderBatches(loader, device)
+        return LoaderBatches(loader, sampler, device)
+
+
+class EpochSampler(Sampler[int]):
+    """A fresh permutation per epoch, a pure function of (seed, epoch), that can start part-way
+    through an epoch: what a streamed dataset needs to resume in exactly the same order."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed = n, seed
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(self.n, generator=generator)[self.start :].tolist())
+
+    def __len__(self) -> int:
+        return self.n - self.start
 
 
 class LoaderBatches:
-    """Endless batches from a DataLoader, moved to the device without blocking the host."""
+    """Endless batches from a DataLoader, moved to the device without blocking the host.
 
-    def __init__(self, loader: DataLoader, device: torch.device) -> None:
-        self.loader, self.device = loader, device
+    Its state is (order seed, epoch, batches taken this epoch): a resumed run continues with
+    the very batch the interrupted one would have drawn next, whatever the DataLoader workers
+    had prefetched.
+    """
+
+    def __init__(self, loader: DataLoader, sampler: EpochSampler, device: torch.device) -> None:
+        self.loader, self.sampler, self.device = loader, sampler, device
         self._it: Iterator | None = None
         self.epoch = 0
+        self.taken = 0  # batches handed out in this epoch
 
     def next_batch(self) -> Tensor:
         with worker_errors():
             if self._it is None:
+                self.sampler.set_epoch(self.epoch, self.taken * self.loader.batch_size)
                 self._it = iter(self.loader)
             try:
                 images, _ = next(self._it)
             except StopIteration:
-                self.epoch += 1
+                self.epoch, self.taken = self.epoch + 1, 0
+                self.sampler.set_epoch(self.epoch, 0)
                 self._it = iter(self.loader)
                 images, _ = next(self._it)
+        self.taken += 1
         return images.to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch}
+        return {"seed": self.sampler.seed, "epoch": self.epoch, "taken": self.taken}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the saved order (a checkpoint from before exact streaming resume, with only
+        an epoch, continues at that epoch's start)."""
+        self.sampler.seed = int(state.get("seed", self.sampler.seed))
+        self.epoch, self.taken = int(state.get("epoch", 0)), int(state.get("taken", 0))
+        self._it = None
