@@ -226,3 +226,47 @@ def test_evaluate_script_scores_a_checkpoint(tmp_path, capsys):
     assert scores["step"] == 6 and "metrics/modes" in scores
     assert out.read_bytes()[:4] == b"\x89PNG"
     assert evaluate_main([str(tmp_path / "missing")]) == 2
+
+
+def test_unlabelled_folder_gets_rotation_features_that_separate_real_from_noise(tmp_path, caplog):
+    """A flat image folder has no labels: the feature network learns to predict rotations
+    (self-supervised), and its features tell held-out real images from noise."""
+    import logging
+
+    from PIL import Image
+
+    from gan_exp.components import build
+    from gan_exp.data import digits
+    from gan_exp.metrics import Evaluator
+
+    images, _ = digits.generate(600, seed=3)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i, img in enumerate(images[:500]):
+        Image.fromarray(img[0].numpy()).save(flat / f"{i:04d}.png")
+    cfg = compose_cfg(["dataset=image_folder", f"dataset.root={flat}", "dataset.image_size=28",
+                       "dataset.channels=1", "dataset.num_workers=0", "metrics.cache_dir=null",
+                       "metrics.classifier.epochs=30", "metrics.classifier.batch_size=64",
+                       "metrics.n_samples=100",
+                       "metrics.n_real=200", "metrics.kid_subset_size=50"])
+    dataset = build(cfg.dataset)
+    assert int(dataset.labels.max()) == 0  # unlabelled
+    with caplog.at_level(logging.INFO):
+        evaluator = Evaluator(cfg, dataset, torch.device("cpu"))
+    assert "rotation-prediction network (self-supervised" in caplog.text
+    assert evaluator.image.test_accuracy > 0.45  # chance is 0.25 (50 held-out images)
+    assert "metrics/classes_hit" not in evaluator.names
+
+    class Fixed(torch.nn.Module):  # a "generator" that returns given images
+        def __init__(self, x):
+            super().__init__()
+            self.x = x
+
+        def forward(self, z):
+            return self.x[: len(z)]
+
+    held_out = images[500:].float().div(127.5).sub(1)  # never seen by the feature network
+    noise = torch.rand_like(held_out) * 2 - 1
+    real_fd = evaluator(Fixed(held_out), 8)["metrics/fd_classifier"]
+    noise_fd = evaluator(Fixed(noise), 8)["metrics/fd_classifier"]
+    assert noise_fd > 5 * real_fd, (real_fd, noise_fd)

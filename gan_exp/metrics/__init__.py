@@ -16,8 +16,7 @@ from torch import Tensor, nn
 
 from gan_exp.data.base import GANDataset
 from gan_exp.data.toy import PointDataset
-from gan_exp.metrics.features import labelled_images, load_or_train
-from gan_exp.metrics.image import TAGS as IMAGE_TAGS
+from gan_exp.metrics.features import ROTATION, feature_task, labelled_images, load_or_train
 from gan_exp.metrics.image import ImageEvaluator
 from gan_exp.metrics.inception import TAGS as INCEPTION_TAGS
 from gan_exp.metrics.inception import InceptionEvaluator, InceptionUnavailable
@@ -43,12 +42,22 @@ class Evaluator:
         data_cfg = OmegaConf.to_container(cfg.dataset, resolve=True)
         cache = Path(m.cache_dir) if m.cache_dir else None
         classifier, accuracy = load_or_train(dataset, data_cfg, cls_cfg, cache, device)
+        task = feature_task(dataset)
+        if task == ROTATION:
+            log.info("image metrics: features of a rotation-prediction network (self-supervised: "
+                     "dataset=%s has no labels); held-out rotation accuracy %.3f; no class "
+                     "metrics", dataset.name, accuracy)
+        else:
+            log.info("image metrics: features of a classifier of dataset=%s's %d labels; "
+                     "held-out accuracy %.3f", dataset.name, int(dataset.labels.max()) + 1,
+                     accuracy)
         real, _ = labelled_images(dataset, int(m.n_real), device, self.seed + 7)
         self.image = ImageEvaluator(
             classifier,
             real,
-            int(dataset.labels.max()) + 1,
+            int(dataset.labels.max()) + 1 if task != ROTATION else 4,
             accuracy,
+            class_metrics=task != ROTATION,
             kid_subsets=int(m.kid_subsets),
             kid_subset_size=int(m.kid_subset_size),
             pr_k=int(m.pr_k),
@@ -65,7 +74,8 @@ class Evaluator:
         """The tags `__call__` returns."""
         if self.toy:
             return list(TOY_TAGS)
-        return [*IMAGE_TAGS, *(INCEPTION_TAGS if self.inception is not None else ())]
+        assert self.image is not None
+        return [*self.image.names, *(INCEPTION_TAGS if self.inception is not None else ())]
 
     def sampler(self, generator: nn.Module, latent_dim: int):
         def sample(n: int) -> Tensor:

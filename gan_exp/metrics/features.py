@@ -1,10 +1,17 @@
-"""The feature space for offline image metrics: a small classifier of the dataset's own labels.
+"""The feature space for offline image metrics: a small classifier of the dataset's own labels,
+or, for unlabelled data (a flat image folder: every label 0), of the images' rotation.
 
 Inception features need a download; this network is trained once per dataset config on that
 dataset's labelled training images (a seeded hold-out gives its test accuracy), cached under
 `paths.data_dir/classifiers/`, and its penultimate layer is the embedding for FD, KID and
 precision/recall. Its numbers are comparable between runs on the same dataset and classifier
 config, not with published FIDs: hence names like "FD (classifier)".
+
+A classifier of one label learns nothing, so on unlabelled data the network is trained on a
+self-supervised task instead: predict which of 0, 90, 180, 270 degrees an image was rotated by
+(Gidaris et al. 2018, "Unsupervised representation learning by predicting image rotations").
+Telling the rotations apart takes the shapes, textures and orientation cues of the data, so
+its penultimate layer separates real images from ones that lack them.
 """
 
 from __future__ import annotations
@@ -89,6 +96,26 @@ def cache_key(dataset_cfg: dict[str, Any], cls_cfg: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+ROTATION = "rotation"  # the self-supervised task's name in logs, caches and the README
+LABELS = "labels"
+
+
+def feature_task(dataset: GANDataset) -> str:
+    """`labels` when the dataset has at least two classes, else `rotation`."""
+    return LABELS if int(dataset.labels.max()) + 1 >= 2 else ROTATION
+
+
+def rotate_batch(x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Each image turned by a random multiple of 90 degrees, and that multiple (0-3)."""
+    k = torch.randint(4, (x.shape[0],), generator=generator).to(x.device)
+    out = torch.empty_like(x)
+    for turns in range(4):
+        rows = k == turns
+        if rows.any():
+            out[rows] = torch.rot90(x[rows], turns, dims=(2, 3))
+    return out, k
+
+
 def load_or_train(
     dataset: GANDataset,
     dataset_cfg: dict[str, Any],
@@ -96,8 +123,11 @@ def load_or_train(
     cache_dir: Path | None,
     device: torch.device,
 ) -> tuple[Classifier, float]:
-    """The cached classifier for this dataset config, training it first if needed."""
-    n_classes = int(dataset.labels.max()) + 1
+    """The cached feature network for this dataset config, training it first if needed."""
+    task = feature_task(dataset)
+    n_classes = int(dataset.labels.max()) + 1 if task == LABELS else 4
+    if task == ROTATION:
+        cls_cfg = {**cls_cfg, "task": ROTATION}  # its own cache entry
     channels = dataset.spec.shape[0]
     model = Classifier(channels, n_classes, cls_cfg["width"], cls_cfg["feature_dim"]).to(device)
     path = None
@@ -129,14 +159,20 @@ def _train(
         x, y = labelled_images(dataset, cfg["max_images"], device, cfg["seed"])
         n_test = max(1, int(len(y) * cfg["holdout"]))
         x_train, y_train, x_test, y_test = x[n_test:], y[n_test:], x[:n_test], y[:n_test]
+        rotation = cfg.get("task") == ROTATION
+        if rotation:  # unlabelled: the label is the rotation; one fixed draw for the test part
+            x_test, y_test = rotate_batch(x_test, torch.Generator().manual_seed(cfg["seed"]))
         opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
         model.train()
         for epoch in range(cfg["epochs"]):
             perm = torch.randperm(len(y_train), device=device)
             for i in range(0, len(perm), cfg["batch_size"]):
                 idx = perm[i : i + cfg["batch_size"]]
-                _, logits = model(x_train[idx])
-                loss = nn.functional.cross_entropy(logits, y_train[idx])
+                xb, yb = x_train[idx], y_train[idx]
+                if rotation:  # a fresh rotation of each image every time it is seen
+                    xb, yb = rotate_batch(xb)
+                _, logits = model(xb)
+                loss = nn.functional.cross_entropy(logits, yb)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -145,5 +181,6 @@ def _train(
         with torch.no_grad():
             pred = torch.cat([model(part)[1].argmax(1) for part in x_test.split(1024)])
         accuracy = float((pred == y_test).float().mean())
-    log.info("classifier test accuracy %.4f on %d held-out images", accuracy, n_test)
+    what = "rotation accuracy" if rotation else "test accuracy"
+    log.info("classifier %s %.4f on %d held-out images", what, accuracy, n_test)
     return accuracy

@@ -27,6 +27,7 @@ TAGS = (
     "metrics/class_kl",
     "metrics/classifier_test_accuracy",
 )
+CLASS_TAGS = ("metrics/classes_hit", "metrics/class_kl")
 
 
 class SuppliedFeatures(nn.Module):
@@ -96,8 +97,10 @@ class ImageEvaluator:
         kid_subset_size: int = 1000,
         pr_k: int = 3,
         dc_k: int = 5,
+        class_metrics: bool = True,
     ) -> None:
         self.classifier = classifier
+        self.class_metrics = class_metrics
         self.n_classes, self.test_accuracy = n_classes, test_accuracy
         self.pr_k, self.dc_k = pr_k, dc_k
         self.real_features, _ = self.features(real_images)
@@ -144,4 +147,13 @@ class ImageEvaluator:
         )
         hit, kl = class_coverage(predicted, self.n_classes)
         values = (fd, float(kid_mean), precision, recall, density, coverage, hit, kl)
-        return dict(zip(TAGS, (*values, self.test_accuracy), strict=True))
+        out = dict(zip(TAGS, (*values, self.test_accuracy), strict=True))
+        return {k: v for k, v in out.items() if k in self.names}
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The tags `evaluate` returns: no class metrics when the features come from the
+        self-supervised rotation task (its 'classes' are rotations, not kinds of image)."""
+        if self.class_metrics:
+            return TAGS
+        return tuple(t for t in TAGS if t not in CLASS_TAGS)
