@@ -13,6 +13,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from gan_exp.errors import ConfigError, check_choice
+from gan_exp.validation import check_value
 
 IMPLS = ("auto", "fused", "foreach", "for_loop")
 
@@ -44,9 +45,8 @@ def _pair(
     **kwargs: object,
 ) -> tuple[Optimizer, Optimizer]:
     """One optimiser of `opt_cls` per network, same settings but their own learning rate."""
-    for key, value in (("optimizer.lr_g", lr_g), ("optimizer.lr_d", lr_d)):
-        if not value > 0:
-            raise ConfigError(f"{key}={value} must be > 0")
+    check_value("optimizer.lr_g", lr_g)
+    check_value("optimizer.lr_d", lr_d)
     device = next(generator.parameters()).device
     kwargs = {**kwargs, **_impl_kwargs(opt_cls, impl, device)}
     return (
@@ -64,9 +64,7 @@ def adam(
     weight_decay: float = 0.0,
     impl: str = "auto",
 ) -> tuple[Optimizer, Optimizer]:
-    for i, beta in enumerate(betas):
-        if not 0 <= beta < 1:
-            raise ConfigError(f"optimizer.betas[{i}]={beta} must be in [0, 1)")
+    check_value("optimizer.betas", betas)
     b = (float(betas[0]), float(betas[1]))
     return _pair(
         torch.optim.Adam, generator, critic, lr_g, lr_d, impl, betas=b, weight_decay=weight_decay

@@ -19,8 +19,9 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from gan_exp.errors import ConfigError, check_choice
+from gan_exp.errors import check_choice
 from gan_exp.models.base import Critic
+from gan_exp.validation import check_value
 
 
 def input_grad_norm(critic: Critic, x: Tensor) -> Tensor:
@@ -65,8 +66,7 @@ class WeightClip(Penalty):
     """`penalty=clip` (WGAN): clamp every critic parameter to [-c, c] after each D step."""
 
     def __init__(self, c: float = 0.01) -> None:
-        if c <= 0:
-            raise ConfigError(f"penalty.c={c} must be > 0")
+        check_value("penalty.c", c)
         self.c = c
 
     @torch.no_grad()

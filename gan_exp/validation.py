@@ -127,6 +127,15 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
+def check_value(key: str, value: Any) -> None:
+    """One rule of `RULES` applied to one value: what the builders call when used without a
+    composed config (scripts, notebooks), so a rule and its message live only here."""
+    check, text = RULES[key]
+    if not check(value):
+        shown = OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
+        raise ConfigError(f"{key}={shown!r} must be {text}")
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError for a key nothing uses, or the first value that breaks its rule."""
     check_known_keys(cfg)

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from gan_exp.data.base import DataSpec, InMemoryDataset
-from gan_exp.errors import ConfigError
+from gan_exp.validation import check_value
 
 _REAL_RGB = torch.tensor([0.55, 0.7, 0.95])
 _FAKE_RGB = torch.tensor([0.85, 0.1, 0.1])
@@ -62,10 +62,8 @@ class PointDataset(InMemoryDataset):
 
 
 def _mixture(name: str, means: Tensor, std: float, size: int, seed: int) -> PointDataset:
-    if size < 1:
-        raise ConfigError(f"dataset.size={size} must be >= 1")
-    if std <= 0:
-        raise ConfigError(f"dataset.std={std} must be > 0")
+    check_value("dataset.size", size)
+    check_value("dataset.std", std)
     generator = torch.Generator().manual_seed(seed)
     labels = torch.randint(means.shape[0], (size,), generator=generator)
     data = means[labels] + std * torch.randn(size, 2, generator=generator)

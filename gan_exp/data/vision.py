@@ -25,22 +25,19 @@ from torchvision.transforms.v2 import functional as TF
 
 from gan_exp.data.base import DataSpec, GANDataset, InMemoryDataset, StreamingDataset
 from gan_exp.errors import AUTO_BOOL, ConfigError, DatasetError, check_choice, worker_errors
+from gan_exp.validation import check_value
 
 log = logging.getLogger(__name__)
 
 
 def usable_workers(requested: int) -> int:
     """DataLoader workers, capped at the machine's cores (more only adds contention)."""
-    if not isinstance(requested, int) or requested < 0:
-        raise ConfigError(f"dataset.num_workers={requested!r} must be an integer >= 0")
+    check_value("dataset.num_workers", requested)
     return min(requested, os.cpu_count() or 1)
 
 
 def _check_common(name: str, image_size: int, channels: int, in_memory: Any) -> None:
-    if not isinstance(image_size, int) or image_size < 4:
-        raise ConfigError(
-            f"dataset.image_size={image_size!r} must be an integer >= 4 (dataset={name})"
-        )
+    check_value("dataset.image_size", image_size)
     check_choice("dataset.channels", channels, (1, 3))
     check_choice("dataset.in_memory", in_memory, AUTO_BOOL)
 
@@ -110,8 +107,7 @@ def _finish(
     spec = DataSpec(shape=shape, bounded=True)
     num_workers = usable_workers(num_workers)
     if size is not None:
-        if not isinstance(size, int) or size < 1:
-            raise ConfigError(f"dataset.size={size!r} must be a positive integer or null (all)")
+        check_value("dataset.size", size)
         keep = min(size, int(labels.shape[0]))
         labels = labels[:keep]
         source = Subset(source, range(keep))
