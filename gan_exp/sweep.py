@@ -25,6 +25,7 @@ class JobSlot:
     num: int = 0
     parallel: int = 1  # jobs running at the same time on this machine
     launcher: str = "basic"
+    cpus: int | None = None  # cores allocated to this job (submitit's cpus_per_task)
 
 
 def current_slot() -> JobSlot:
@@ -44,8 +45,12 @@ def current_slot() -> JobSlot:
         cores = available_cores()
         parallel = cores if n_jobs < 0 else n_jobs  # joblib: -1 = all cores
         return JobSlot(num, max(1, parallel), "joblib")
-    kind = "submitit" if "submitit" in target.lower() else "basic"
-    return JobSlot(num, 1, kind)
+    if "submitit" in target.lower():
+        # its own allocation: cpus_per_task cores (SLURM also pins them; the local executor
+        # does not, so without this every local job would take all cores)
+        cpus = int(hc.launcher.get("cpus_per_task", 0) or 0)
+        return JobSlot(num, 1, "submitit", cpus or None)
+    return JobSlot(num, 1, "basic")
 
 
 def available_cores() -> int:
@@ -56,9 +61,12 @@ def available_cores() -> int:
 
 
 def torch_threads(spec: int | str, slot: JobSlot) -> int | None:
-    """`threads`: auto = this machine's cores shared among the jobs running at once (None: a
-    lone run keeps torch's own default); an integer is used as given."""
+    """`threads`: auto = a submitit job's cpus_per_task, or this machine's cores shared among
+    the jobs running at once (None: a lone run keeps torch's own default); an integer is used
+    as given."""
     if spec == "auto":
+        if slot.cpus is not None:
+            return slot.cpus
         if slot.parallel <= 1:
             return None
         return max(1, available_cores() // slot.parallel)
@@ -70,7 +78,9 @@ def apply_threads(spec: int | str, slot: JobSlot) -> None:
     if n is not None and n != torch.get_num_threads():
         torch.set_num_threads(n)  # a reused joblib worker sets it again for each job
     if n is not None:
-        log.info("torch threads: %d (threads=%s, %d jobs at once)", n, spec, slot.parallel)
+        why = (f"{slot.cpus} cpus_per_task" if slot.cpus is not None
+               else f"{slot.parallel} jobs at once")
+        log.info("torch threads: %d (threads=%s, %s)", n, spec, why)
 
 
 def spread_device(spec: str, slot: JobSlot) -> str:
