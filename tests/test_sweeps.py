@@ -61,6 +61,24 @@ def test_joblib_sweep_runs_two_jobs_at_once_with_shared_cores(tmp_path):
         assert "torch threads: " in log and "2 jobs at once" in log
 
 
+@pytest.mark.skipif(not have("hydra_plugins.hydra_joblib_launcher"),
+                    reason="hydra-joblib-launcher not installed (pip install -e '.[sweep]')")
+def test_a_streamed_dataset_in_a_joblib_job_reads_in_the_job_and_says_so(tmp_path):
+    from tests.vision_files import write_image_folder
+
+    folder = write_image_folder(tmp_path / "imgs", ["a", "b"], n=4)
+    sweep = tmp_path / "sweep"
+    proc = cli(["-m", "hydra/launcher=parallel", "dataset=image_folder", f"dataset.root={folder}",
+                "dataset.image_size=16", "dataset.in_memory=false", "dataset.num_workers=2",
+                "train.batch_size=4", "train.steps=4", "metrics.enabled=false",
+                "log.progress=false", "seed=0,1", f"hydra.sweep.dir={sweep}"], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for job in jobs(sweep):  # dataset.root is left out of the folder names (no nesting)
+        assert checkpoint.latest(job).name == "step_0000004.pt"
+        assert "DataLoader workers cannot start inside a joblib sweep job" in (
+            job / "train.log").read_text()
+
+
 @pytest.mark.skipif(not have("hydra_plugins.hydra_submitit_launcher"),
                     reason="hydra-submitit-launcher not installed (pip install -e '.[sweep]')")
 def test_submitit_preemption_saves_requeues_and_resumes_in_the_same_folder(tmp_path):

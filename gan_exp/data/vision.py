@@ -25,14 +25,28 @@ from torchvision.transforms.v2 import functional as TF
 
 from gan_exp.data.base import DataSpec, GANDataset, InMemoryDataset, StreamingDataset
 from gan_exp.errors import AUTO_BOOL, ConfigError, DatasetError, check_choice, worker_errors
+from gan_exp.sweep import current_slot
 from gan_exp.validation import check_value
 
 log = logging.getLogger(__name__)
 
 
 def usable_workers(requested: int) -> int:
-    """DataLoader workers, capped at the machine's cores (more only adds contention)."""
+    """DataLoader workers, capped at the machine's cores (more only adds contention).
+
+    Inside a joblib sweep job (hydra/launcher=parallel) DataLoader workers cannot start (the
+    job already runs in one of joblib's worker processes): data is then read in the job's own
+    process, with a warning saying what to use for parallel loading.
+    """
     check_value("dataset.num_workers", requested)
+    if requested > 0 and current_slot().launcher == "joblib":
+        log.warning(
+            "dataset.num_workers=%d: DataLoader workers cannot start inside a joblib sweep job "
+            "(hydra/launcher=parallel); reading in the job's own process. For parallel "
+            "loading use hydra/launcher=local or slurm, or set dataset.num_workers=0 to "
+            "silence this.", requested,
+        )
+        return 0
     return min(requested, os.cpu_count() or 1)
 
 
