@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from gan_exp import checkpoint, sweep
 from gan_exp.atomic import write_error
 from gan_exp.components import build_components, resolve_device, seed_everything
 from gan_exp.errors import ConfigError, StorageError, TrainingDiverged
+from gan_exp.lock import run_folder_lock
 from gan_exp.metrics import Evaluator
 from gan_exp.tb import RunLogger, run_hparams
 from gan_exp.trainer import Trainer
@@ -79,52 +78,6 @@ def remove_empty(folders: Sequence[Path]) -> None:
             folder.rmdir()
         except OSError:
             return
-
-
-@contextmanager
-def run_folder_lock(run_dir: Path) -> Iterator[None]:
-    """One live run per folder: a lock file holding the owner's pid.
-
-    A lock left by a killed run (its pid no longer alive) is taken over.
-    """
-    lock = run_dir / ".lock"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and pid != os.getpid() and _alive(pid):
-                raise ConfigError(
-                    f"run folder {run_dir} is in use by process {pid}; choose another "
-                    "hydra.run.dir or wait for that run"
-                ) from None
-            lock.unlink(missing_ok=True)
-        except OSError as err:
-            raise StorageError(
-                f"cannot write in run folder {run_dir}: {err.strerror or err}"
-            ) from err
-    else:
-        raise ConfigError(f"could not lock run folder {run_dir}")
-    with os.fdopen(fd, "w") as f:
-        f.write(str(os.getpid()))
-    try:
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def train(

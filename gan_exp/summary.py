@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from gan_exp.lock import pid_alive
+
 # Overrides that never define a setting (logging, paths, the launcher itself).
 IGNORED = ("hydra", "log.", "paths.", "checkpoint.", "device", "threads", "hparams_search")
 SEED_KEYS = ("seed",)
@@ -44,16 +46,6 @@ class Job:
     final: dict[str, float] = field(default_factory=dict)
     best: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _overrides(path: Path) -> dict[str, str]:
@@ -107,7 +99,7 @@ def read_job(path: Path) -> Job:
         except (OSError, ValueError):
             pid = None
     wanted = _steps_wanted(path)
-    if pid and _alive(pid):
+    if pid and pid_alive(pid):
         job.status, job.reason = "running", f"at step {job.step or 0} of {wanted or '?'}"
     elif errors and not finished:
         job.status, job.reason = "failed", errors[-1]

@@ -1,1 +1,0 @@
-"""Datasets: each module's builder returns an in-memory dataset selected by `dataset=` config."""

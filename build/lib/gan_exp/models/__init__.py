@@ -1,1 +1,0 @@
-"""Architectures: each module has `build(data, ...) -> GANModels`, selected by `model=` config."""
