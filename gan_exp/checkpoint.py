@@ -29,6 +29,8 @@ PATTERN = "step_*.pt"
 GROUPS = ("model", "loss", "penalty", "optimizer", "dataset")
 # Presets: already applied to the stored config, so a resumed run may repeat them, not change them.
 PRESETS = ("experiment", "debug")
+# dataset values a resumed run may change: where and how the same data is read, not which data
+DATA_LOADING = ("num_workers", "in_memory", "max_memory_mb", "root", "cache_dir", "download")
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:
@@ -178,6 +180,14 @@ def config_for_resume(
                 )
             continue
         value = override.value()
+        if key.startswith("dataset.") and key.split(".")[1] not in DATA_LOADING:
+            stored = OmegaConf.select(cfg, key, default=None)
+            if value != stored:
+                raise CheckpointError(
+                    f"{key}={value} differs from the checkpoint's {key}={stored} ({path}); a "
+                    "resumed run keeps its data (it may change only how the data is read: "
+                    f"dataset.{', dataset.'.join(DATA_LOADING)}). Start a new run instead."
+                )
         if key == "seed" and value != cfg.get("seed"):
             raise CheckpointError(
                 f"seed={value} differs from the checkpoint's seed={cfg.get('seed')} ({path}); "

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from gan_exp import checkpoint, run
 from gan_exp.config import CONF_DIR, compose_config
 from gan_exp.errors import (
+    ConfigError,
     GanExpError,
     Interrupted,
     StartupInterrupted,
@@ -55,9 +56,15 @@ class RunFolderGuard(Callback):
     output folder: it notes which folders are new and refuses one that cannot be created."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _Folders.created = _check_creatable(Path(str(config.hydra.run.dir)), "hydra.run.dir")
+        run_dir = str(config.hydra.run.dir)
+        if not run_dir.strip():
+            _report(ConfigError("hydra.run.dir is empty; give the run a folder of its own (or "
+                                "leave hydra.run.dir out for a new one under outputs/runs/)"))
+        _Folders.created = _check_creatable(Path(run_dir), "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not str(config.hydra.sweep.dir).strip():
+            _report(ConfigError("hydra.sweep.dir is empty; give the sweep a folder of its own"))
         # Freeze the sweep folder's name (its ${now:...}) in the config the launcher ships to
         # its jobs: a job that submitit requeues later must find the same folder to resume.
         sweep_dir = str(config.hydra.sweep.dir)

@@ -93,10 +93,13 @@ CASES = [
     case(["resume={run}", "experiment=toy_ring"], 2, "experiment=toy_ring on resume"),
     case(["resume={run}", "debug=fast"], 2, "debug=fast on resume"),
     case(["resume={run}", "seed=3"], 2, "seed=3 differs from the checkpoint's seed=0"),
+    case(["resume={run}", "train.steps=20", "dataset.size=32"], 2,
+         "dataset.size=32 differs from the checkpoint's dataset.size=64"),
     # a checkpoint that is not one
     case(["resume={root}/garbage.pt"], 2, "not a PyTorch checkpoint archive"),
     # environment: folders that cannot be created or written
     case(["hydra.run.dir={root}/a_file/run"], 3, "{root}/a_file is a file, not a folder"),
+    case(["hydra.run.dir="], 2, "hydra.run.dir is empty"),
     case(["paths.data_dir={root}/a_file/data"], 3,
          "dataset.cache_dir={root}/a_file/data/digits cannot be written: {root}/a_file is a file"),
 ]

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from gan_exp.errors import ConfigError, worker_errors
+from gan_exp.errors import CheckpointError, ConfigError, worker_errors
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,12 @@ class InMemoryBatches:
         return {"perm": self._perm.cpu(), "pos": self._pos}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["perm"].shape[0] != self._perm.shape[0]:
+            raise CheckpointError(
+                f"the checkpoint's data order is for {state['perm'].shape[0]} samples and "
+                f"dataset={self.dataset.name} has {self._perm.shape[0]}: it was saved with other "
+                "data. Start a new run instead."
+            )
         self._perm = state["perm"].to(self.device)
         self._pos = int(state["pos"])
 
