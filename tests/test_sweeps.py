@@ -173,3 +173,22 @@ def test_summary_groups_seeds_and_keeps_the_failed_job(tmp_path):
     assert "final metrics/modes mean" in rows[0]
     assert by[("gan", "failed")]["n"] == "1" and "diverged" in by[("gan", "failed")]["reason"]
     assert (sweep / "summary.md").is_file() and (sweep / "summary_curves.png").is_file()
+
+
+def test_threads_and_gpus_are_shared_out_by_job(monkeypatch):
+    """What the launchers' jobs get (no GPU needed: the CUDA queries are stood in for)."""
+    from gan_exp import sweep
+
+    monkeypatch.setattr(sweep, "available_cores", lambda: 16)
+    lone, joblib4 = sweep.JobSlot(), sweep.JobSlot(num=5, parallel=4, launcher="joblib")
+    slurm = sweep.JobSlot(num=5, parallel=1, launcher="submitit", cpus=6)
+    assert sweep.torch_threads("auto", lone) is None  # a single run keeps torch's default
+    assert sweep.torch_threads("auto", joblib4) == 4 and sweep.torch_threads(3, joblib4) == 3
+    assert sweep.torch_threads("auto", slurm) == 6
+    monkeypatch.setattr(sweep.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(sweep.torch.cuda, "device_count", lambda: 2)
+    assert sweep.spread_device("auto", joblib4) == "cuda:1"  # job 5 of a parallel sweep
+    assert sweep.spread_device("auto", sweep.JobSlot(num=4, parallel=4)) == "cuda:0"
+    assert sweep.spread_device("auto", lone) == "auto"
+    assert sweep.spread_device("cpu", joblib4) == "cpu"
+    assert sweep.spread_device("auto", slurm) == "auto"  # SLURM jobs see only their own GPUs
