@@ -192,3 +192,22 @@ def test_threads_and_gpus_are_shared_out_by_job(monkeypatch):
     assert sweep.spread_device("auto", lone) == "auto"
     assert sweep.spread_device("cpu", joblib4) == "cpu"
     assert sweep.spread_device("auto", slurm) == "auto"  # SLURM jobs see only their own GPUs
+
+
+@pytest.mark.skipif(not have("hydra_plugins.hydra_optuna_sweeper"),
+                    reason="hydra-optuna-sweeper not installed (pip install -e '.[sweep]')")
+@pytest.mark.parametrize("search,metric,direction,dataset,loss", [
+    ("ring_wgan_gp", "metrics/high_quality_pct", "maximize", "ring", "wgan_gp"),
+    ("grid_wgan_gp", "metrics/modes", "maximize", "grid", "wgan_gp"),
+    ("digits_dragan", "metrics/fd_classifier", "minimize", "digits", "dragan"),
+])
+def test_shipped_searches_compose_with_their_objective(tmp_path, search, metric, direction,
+                                                        dataset, loss):
+    job = yaml.safe_load(cli([f"hparams_search={search}", "--cfg", "job"], tmp_path).stdout)
+    hydra = yaml.safe_load(cli([f"hparams_search={search}", "--cfg", "hydra"], tmp_path).stdout)
+    sweeper = hydra["hydra"]["sweeper"]
+    assert job["optimized_metric"] == metric and sweeper["direction"] == direction
+    assert (job["dataset"]["name"], job["loss"]["name"]) == (dataset, loss)
+    assert sweeper["max_failure_rate"] == 1.0  # a failed trial never ends the study
+    assert set(sweeper["params"]) == {"optimizer.lr_g", "optimizer.lr_d", "optimizer.betas.0",
+                                      "optimizer.betas.1", "penalty.lam", "train.n_critic"}
