@@ -77,10 +77,12 @@ def apply_threads(spec: int | str, slot: JobSlot) -> None:
     n = torch_threads(spec, slot)
     if n is not None and n != torch.get_num_threads():
         torch.set_num_threads(n)  # a reused joblib worker sets it again for each job
-    if n is not None:
+    if n is not None and spec != "auto":
+        log.info("torch threads: %d (threads=%s)", n, spec)
+    elif n is not None:
         why = (f"{slot.cpus} cpus_per_task" if slot.cpus is not None
                else f"{slot.parallel} jobs at once")
-        log.info("torch threads: %d (threads=%s, %s)", n, spec, why)
+        log.info("torch threads: %d (threads=auto, %s)", n, why)
 
 
 def spread_device(spec: str, slot: JobSlot) -> str:
