@@ -77,7 +77,9 @@ def test_malloc_tuning_reuses_freed_memory_instead_of_faulting_it_in():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(20):
         torch.empty(2**20).fill_(1.0)  # 4 MB, every page written: 1,024 pages each if fresh
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 200
+    # fresh pages would fault ~20,480 times; other threads of this test process (event writers
+    # of earlier tests) add a few hundred faults of their own, hence the margin
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 2000
 
 
 def test_speed_switches_must_be_booleans():
