@@ -3,8 +3,8 @@ on this machine, and what that means for its threads and its GPU.
 
 Hydra's joblib launcher runs `n_jobs` jobs at once in reused worker processes; without a limit
 each job's torch would use every core and the jobs would fight over them. With submitit
-(`hydra/launcher=slurm` or `local`) each job has its own allocation, which
-`os.sched_getaffinity` already reflects.
+(`hydra/launcher=slurm` or `local`) each job has its own `cpus_per_task`; SLURM pins those
+cores, the local executor does not, so the job's thread count is set from that value.
 """
 
 from __future__ import annotations

@@ -57,25 +57,6 @@ def run_hparams(
     return out
 
 
-def flatten_config(cfg: DictConfig) -> dict[str, Any]:
-    """Every config value under a dotted key (for scripts that want them all)."""
-    out: dict[str, Any] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if str(key).startswith("_"):
-                    continue
-                walk(value, f"{prefix}.{key}" if prefix else str(key))
-        elif isinstance(node, (bool, int, float, str)):
-            out[prefix] = node
-        else:
-            out[prefix] = str(node)
-
-    walk(OmegaConf.to_container(cfg, resolve=True), "")
-    return out
-
-
 class RunLogger:
     """Thin wrapper so the loop speaks in tags and steps, not writer internals."""
 
