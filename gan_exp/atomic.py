@@ -10,13 +10,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from gan_exp.errors import StorageError
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """torch.save to a temporary file in the same folder, fsync, then rename over `path`."""
+    import torch  # only here: the rest of this module is used by processes that never load torch
+
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

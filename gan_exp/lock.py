@@ -1,10 +1,12 @@
-"""One live run per folder: the lock file a run holds while it trains (also read by the sweep
-summary to tell a running job from a stopped one)."""
+"""A run's folder: created for it (and removed again if the run is refused), and locked while it
+trains, one live run per folder (the lock is also read by the sweep summary to tell a running
+job from a stopped one). No torch here: the command line's parent process (a sweep's launcher)
+uses this module without importing torch."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -55,3 +57,33 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def make_folder(path: Path) -> list[Path]:
+    """Create `path` (and missing parents); return the folders created, deepest first."""
+    made = []
+    probe = path
+    while not probe.exists():
+        made.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise StorageError(f"cannot create run folder {path}: {probe} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        remove_empty(made)
+        raise StorageError(
+            f"cannot create run folder {path}: {err.strerror or err} ({err.filename or path})"
+        ) from err
+    return made
+
+
+def remove_empty(folders: Sequence[Path]) -> None:
+    """Remove folders made for a refused run, deepest first; never one that holds anything."""
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        try:
+            folder.rmdir()
+        except OSError:
+            return

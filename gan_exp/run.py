@@ -28,7 +28,7 @@ from gan_exp import checkpoint, sweep
 from gan_exp.atomic import write_error
 from gan_exp.components import build_components, resolve_device, seed_everything
 from gan_exp.errors import ConfigError, StorageError, TrainingDiverged
-from gan_exp.lock import run_folder_lock
+from gan_exp.lock import make_folder, remove_empty, run_folder_lock
 from gan_exp.metrics import Evaluator
 from gan_exp.tb import RunLogger, run_hparams
 from gan_exp.trainer import Trainer
@@ -48,36 +48,6 @@ class Prepared:
     trainer: Trainer
     resumed_from: Path | None
     overrides: list[str]
-
-
-def make_folder(path: Path) -> list[Path]:
-    """Create `path` (and missing parents); return the folders created, deepest first."""
-    made = []
-    probe = path
-    while not probe.exists():
-        made.append(probe)
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if probe.exists() and not probe.is_dir():
-        raise StorageError(f"cannot create run folder {path}: {probe} is a file, not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        remove_empty(made)
-        raise StorageError(
-            f"cannot create run folder {path}: {err.strerror or err} ({err.filename or path})"
-        ) from err
-    return made
-
-
-def remove_empty(folders: Sequence[Path]) -> None:
-    """Remove folders made for a refused run, deepest first; never one that holds anything."""
-    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
-        try:
-            folder.rmdir()
-        except OSError:
-            return
 
 
 def train(

@@ -24,7 +24,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from gan_exp import checkpoint, run
+from gan_exp import checkpoint
 from gan_exp.config import CONF_DIR, compose_config
 from gan_exp.errors import (
     ConfigError,
@@ -34,6 +34,7 @@ from gan_exp.errors import (
     StorageError,
     TrainingDiverged,
 )
+from gan_exp.lock import make_folder, remove_empty
 
 __all__ = ["CONF_DIR", "compose_config", "main"]
 
@@ -76,7 +77,7 @@ class RunFolderGuard(Callback):
 def _check_creatable(folder: Path, option: str) -> list[Path]:
     """Create `folder` now (Hydra would next) so a failure is one line, not a traceback."""
     try:
-        return run.make_folder(folder.absolute())
+        return make_folder(folder.absolute())
     except StorageError as err:
         _report(StorageError(f"{option}: {err}"))
         raise
@@ -159,6 +160,10 @@ def _startup_signal(signum: int, frame: Any) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
+    # Imported here, in the process that trains: a sweep's launcher process (joblib, submitit)
+    # then never loads torch, which saves each sweep ~2.5 s of start-up before its first job.
+    from gan_exp import run
+
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     run_dir = Path(hc.runtime.output_dir)
@@ -236,7 +241,7 @@ def main() -> None:
               "step; nothing was written. Run the same command again.", file=sys.stderr)
         sys.exit(128 + stop.signum)
     finally:
-        run.remove_empty(_Folders.created)  # only empty ones: what a refused run left
+        remove_empty(_Folders.created)  # only empty ones: what a refused run left
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

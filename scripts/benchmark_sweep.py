@@ -3,8 +3,9 @@ joblib launcher (`hydra/launcher=parallel`, n_jobs jobs at once, threads=auto ea
 
     python scripts/benchmark_sweep.py [--jobs 8] [--steps 500] [--n-jobs 2] [--out DIR]
 
-Prints both wall times and the speed-up, then the summary of the parallel sweep. Figures, not
-a test: the README quotes them.
+Prints both wall times and the speed-up, the speed-up of the training alone (steps per second
+of the jobs, read from their event files: the ceiling the sweep approaches as jobs get longer),
+then the summary of the parallel sweep. Figures, not a test: the README quotes them.
 """
 
 from __future__ import annotations
@@ -32,6 +33,17 @@ def sweep(args: list[str], out: Path) -> float:
     return wall
 
 
+def steps_per_sec(sweep_dir: Path) -> float:
+    """Mean training speed of a sweep's jobs (each job's last logged steps per second)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    speeds = []
+    for job in sweep_dir.glob("*/"):
+        events = EventAccumulator(str(job), size_guidance={"scalars": 0}).Reload()
+        speeds.append(events.Scalars("perf/steps_per_sec")[-1].value)
+    return sum(speeds) / len(speeds)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=8, help="jobs in the sweep (seeds)")
@@ -51,6 +63,10 @@ def main() -> int:
                       *common], out / "parallel")
     print(f"joblib launcher (n_jobs={args.n_jobs}, threads=auto): {parallel:6.1f} s")
     print(f"speed-up: {basic / parallel:.2f}x")
+    alone, together = steps_per_sec(out / "basic"), steps_per_sec(out / "parallel")
+    print(f"training alone: {alone:.0f} steps/s per job one at a time, {together:.0f} steps/s per "
+          f"job {args.n_jobs} at once: {args.n_jobs * together / alone:.2f}x (the ceiling; the "
+          "rest is each process's start-up)")
     print()
     print(summarize(out / "parallel"))
     return 0

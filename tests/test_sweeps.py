@@ -175,6 +175,15 @@ def test_summary_groups_seeds_and_keeps_the_failed_job(tmp_path):
     assert (sweep / "summary.md").is_file() and (sweep / "summary_curves.png").is_file()
 
 
+def test_the_launcher_process_does_not_load_torch():
+    # a joblib/submitit sweep's parent only composes configs and dispatches jobs; torch (~2.5 s
+    # with torch._dynamo) is paid by the processes that train
+    code = ("import sys, gan_exp.train; "
+            "print(sorted(m for m in sys.modules if m.startswith('torch')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_threads_and_gpus_are_shared_out_by_job(monkeypatch):
     """What the launchers' jobs get (no GPU needed: the CUDA queries are stood in for)."""
     from gan_exp import sweep
