@@ -1,5 +1,9 @@
 """The one training loop: n_critic critic steps, then one generator step, for any variant.
 
+`train.updates=simultaneous` instead updates both players from one batch and one forward,
+each with its gradient at the current weights of the other (simultaneous gradient descent, as
+the ALI/PacGAN code trains its toy GANs); it requires n_critic 1.
+
 The loop only talks to the interfaces in `losses`, `penalties` and `models.base`; which
 variant runs is decided entirely by the config. Scalars are accumulated on the device and
 read back (one host sync) only every `log.every` generator steps and before a checkpoint.
@@ -27,7 +31,7 @@ from tqdm import tqdm
 
 from gan_exp import checkpoint, speed
 from gan_exp.components import Components
-from gan_exp.errors import Interrupted, TrainingDiverged
+from gan_exp.errors import ConfigError, Interrupted, TrainingDiverged, check_choice
 from gan_exp.metrics import Evaluator
 from gan_exp.metrics.tracker import MetricsTracker
 from gan_exp.models.base import CriticOutput, split_output
@@ -76,6 +80,22 @@ class Meter:
         self.sums.clear()
         self.counts.clear()
         return means
+
+
+UPDATES = ("alternating", "simultaneous")
+
+
+def updates_mode(train: DictConfig) -> str:
+    """`train.updates`, checked: simultaneous updates have no critic phase to repeat."""
+    mode = str(train.get("updates", "alternating"))
+    check_choice("train.updates", mode, UPDATES)
+    if mode == "simultaneous" and int(train.n_critic) != 1:
+        raise ConfigError(
+            f"train.updates=simultaneous updates both players once per step; it needs "
+            f"train.n_critic=1 (got {train.n_critic}). Use train.updates=alternating for "
+            "n_critic > 1."
+        )
+    return mode
 
 
 def check_finite(values: dict[str, float], step: int, max_critic: float | None) -> None:
@@ -130,6 +150,7 @@ class Trainer:
         self.G_step = speed.maybe_compile(self.G, self.speed.compile_generator)
         self.D_step = speed.maybe_compile(self.D, self.speed.compile_critic)
         self.zero = torch.zeros((), device=device)
+        self.simultaneous = updates_mode(cfg.train) == "simultaneous"
 
     def noise(self, rows: int | None = None) -> Tensor:
         return torch.randn(rows or self.batch_size, self.latent_dim, device=self.device)
@@ -200,14 +221,50 @@ class Trainer:
         self.D.requires_grad_(True)
         self.meter.add({"loss/g": g_loss})
 
+    def simultaneous_step(self) -> None:
+        """Both players from one batch: D's gradient of its loss and G's gradient of its own,
+        both taken before either moves (one G forward, so batch norm sees the batch once)."""
+        p = self.parts
+        x_real = self.real_batch()
+        with self.autocast():
+            x_fake = self.G_step(self.noise())
+            if self.batch_critic:
+                real, fake = split_output(self.D_step(torch.cat([x_real, x_fake])), 2)
+            else:
+                real, fake = self.D_step(x_real), self.D_step(x_fake)
+            g_loss = p.loss.g_loss(fake, x_fake)
+            d_loss = p.loss.d_loss(real, fake, x_real, x_fake)
+        penalty = p.penalty(self.D_step, x_real, x_fake.detach())
+        total = d_loss if penalty is None else d_loss + penalty
+        g_params = [w for w in self.G.parameters() if w.requires_grad]
+        d_params = [w for w in self.D.parameters() if w.requires_grad]
+        g_grads = torch.autograd.grad(g_loss, g_params, retain_graph=True)
+        d_grads = torch.autograd.grad(total, d_params)  # reaches D's weights only, not G's
+        for params, grads in ((g_params, g_grads), (d_params, d_grads)):
+            for w, grad in zip(params, grads, strict=True):
+                w.grad = grad
+        p.opt_d.step()
+        p.opt_g.step()
+        p.penalty.after_d_step(self.D)
+        stats = p.loss.stats(real, fake)
+        stats["loss/d"] = d_loss
+        stats["loss/penalty"] = penalty if penalty is not None else self.zero
+        stats["loss/d_total"] = total
+        stats["loss/g"] = g_loss
+        self.meter.add(stats)
+
     def train_step(self) -> None:
-        """One step of the loop: `n_critic` critic steps, then one generator step.
+        """One step of the loop: `n_critic` critic steps, then one generator step (or one
+        simultaneous update of both, `train.updates=simultaneous`).
 
         Public so that scripts (the benchmark, a notebook) can drive the loop step by step
         without logging, evaluation or checkpoints; `run()` adds those around it.
         """
-        self.critic_phase()
-        self.generator_step()
+        if self.simultaneous:
+            self.simultaneous_step()
+        else:
+            self.critic_phase()
+            self.generator_step()
         self.step += 1
 
     @torch.no_grad()

@@ -212,7 +212,11 @@ def finished(run_dir: Path) -> dict | None:
 
 
 def same_run(job: Job) -> bool:
-    """Whether the folder's run was trained from this job's config (presets may have changed)."""
+    """Whether the folder's run was trained from this job's config (presets may have changed).
+
+    A key the saved config lacks was added to gan_exp after that run; the run counts as the
+    same when the job wants that key's default (the behaviour the old run had).
+    """
     from omegaconf import OmegaConf
 
     from gan_exp.train import compose_config
@@ -223,11 +227,20 @@ def same_run(job: Job) -> bool:
     keys = ("seed", "train", "model", "loss", "penalty", "optimizer", "dataset")
     want = compose_config([*job.overrides, f"seed={job.seed}"])
     have = OmegaConf.load(saved)
-    return all(
-        OmegaConf.to_container(want[k]) == OmegaConf.to_container(have[k])
-        if k != "seed" else want[k] == have[k]
-        for k in keys
-    )
+    defaults = OmegaConf.to_container(compose_config([]).train)
+    for key in keys:
+        if key == "seed":
+            if want.seed != have.seed:
+                return False
+            continue
+        wanted, had = OmegaConf.to_container(want[key]), OmegaConf.to_container(have[key])
+        if key == "train":  # keys newer than the run: equal when the job wants the default
+            for name in set(wanted) - set(had):
+                if wanted[name] == defaults.get(name):
+                    del wanted[name]
+        if wanted != had:
+            return False
+    return True
 
 
 def check_existing(job: Job) -> None:

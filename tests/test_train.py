@@ -98,3 +98,49 @@ def test_weight_clipping_holds_during_training(tmp_path):
 def test_divergence_stops_with_the_step_and_the_loss(tmp_path):
     with pytest.raises(TrainingDiverged, match=r"non-finite .*loss/d.* at step 2"):
         run(tmp_path, ["optimizer=sgd", "optimizer.lr_d=1e30", "optimizer.lr_g=1e30"])
+
+
+def weights_after_one_step(tmp_path: Path, overrides: list[str]) -> tuple[torch.Tensor, ...]:
+    from gan_exp.components import build_components, resolve_device, seed_everything
+    from gan_exp.trainer import Trainer
+
+    cfg = compose_cfg([*FAST, "experiment=toy_ring", "model.g_hidden=[16,16]",
+                       "model.d_hidden=[16]", *overrides])
+    cpu = resolve_device("cpu")
+    seed_everything(0)
+    parts = build_components(cfg, cpu)
+    seed_everything(0)
+    trainer = Trainer(cfg, tmp_path, parts, cpu)
+    trainer.train_step()
+    return tuple(torch.cat([w.detach().flatten() for w in net.parameters()])
+                 for net in (trainer.G, trainer.D))
+
+
+def test_simultaneous_updates_take_both_gradients_before_either_player_moves(tmp_path):
+    # G's step must not see D's step (and the other way round): changing one player's
+    # learning rate leaves the other's new weights exactly as they were
+    def step(updates: str, lr_g: float, lr_d: float) -> tuple[torch.Tensor, ...]:
+        overrides = [f"train.updates={updates}", f"optimizer.lr_g={lr_g}",
+                     f"optimizer.lr_d={lr_d}"]
+        return weights_after_one_step(tmp_path, overrides)
+
+    g_slow_d, d_slow_d = step("simultaneous", 1e-3, 1e-6)
+    g_fast_d, d_fast_d = step("simultaneous", 1e-3, 0.5)
+    assert torch.equal(g_slow_d, g_fast_d) and not torch.equal(d_slow_d, d_fast_d)
+    g_slow_g, d_slow_g = step("simultaneous", 1e-6, 1e-3)
+    g_fast_g, d_fast_g = step("simultaneous", 0.5, 1e-3)
+    assert torch.equal(d_slow_g, d_fast_g) and not torch.equal(g_slow_g, g_fast_g)
+    # alternating: the generator's step is taken against the critic that just moved
+    g_alt_slow, _ = step("alternating", 1e-3, 1e-6)
+    g_alt_fast, _ = step("alternating", 1e-3, 0.5)
+    assert not torch.equal(g_alt_slow, g_alt_fast)
+
+
+def test_simultaneous_updates_train_and_refuse_n_critic_above_one(tmp_path):
+    metrics, _ = run(tmp_path, ["loss=wgan_gp", "train.updates=simultaneous",
+                                "train.n_critic=1"])
+    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+    from gan_exp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="train.n_critic=1"):
+        run(tmp_path, ["loss=wgan_gp", "train.updates=simultaneous"], name="refused")
