@@ -100,9 +100,13 @@ class LossSensitiveLoss(GANLoss):
     difference or the RMS difference, so the margin does not grow with image resolution.
 
     `L = transform(critic score)`. The objective's derivative with respect to a constant
-    shift of L is exactly 1, so with a raw critic output (`transform=none`) the critic can
-    lower every loss value forever and training drifts without bound; the paper's analysis
-    treats L as a nonnegative loss, which `softplus` (default) or `abs` enforce.
+    shift of L is exactly `real_weight` (1 in the paper), so with a raw critic output
+    (`transform=none`) the critic can lower every loss value forever and training drifts
+    without bound; the paper's analysis treats L as a nonnegative loss, which `softplus`
+    (default) or `abs` enforce. `real_weight=0` drops the `E[L(x)]` term, as the authors' own
+    PyTorch code does (github.com/maple-research-lab/glsgan-gp, `lsgan-gp.py`: only the hinge,
+    a raw L and a gradient penalty that keeps L Lipschitz): the objective is then unchanged by
+    a shift of L and a raw L does not drift.
     """
 
     DISTANCES = ("l1", "l2")
@@ -115,11 +119,13 @@ class LossSensitiveLoss(GANLoss):
         scale: float = 1.0,
         normalize: bool = True,
         transform: str = "softplus",
+        real_weight: float = 1.0,
     ) -> None:
         check_choice("loss.distance", distance, self.DISTANCES)
         check_choice("loss.transform", transform, self.TRANSFORMS)
         self.lam, self.distance, self.scale, self.normalize = lam, distance, scale, normalize
         self.transform = self.TRANSFORMS[transform]
+        self.real_weight = real_weight
 
     def margin(self, x_real: Tensor, x_fake: Tensor) -> Tensor:
         diff = (x_real - x_fake).reshape(x_real.shape[0], -1)
@@ -132,7 +138,7 @@ class LossSensitiveLoss(GANLoss):
     def d_loss(self, real, fake, x_real, x_fake):
         l_real, l_fake = self.transform(real.score), self.transform(fake.score)
         slack = F.relu(self.margin(x_real, x_fake) + l_real - l_fake)
-        return l_real.mean() + self.lam * slack.mean()
+        return self.real_weight * l_real.mean() + self.lam * slack.mean()
 
     def g_loss(self, fake, x_fake):
         return self.transform(fake.score).mean()

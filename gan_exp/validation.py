@@ -98,6 +98,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "loss.scale": _num(0, False),
     "loss.margin": _optional(_num(0, True)),
     "loss.lam_pt": _num(0, False),
+    "loss.real_weight": _num(0, False),
     "model.latent_dim": _int(1),
     "model.g_hidden": (_widths, "a list of integers >= 1"),
     "model.d_hidden": (_widths, "an integer >= 1 or a list of them"),

@@ -211,12 +211,13 @@ def finished(run_dir: Path) -> dict | None:
     return data if steps is not None and data.get("final_step") == steps else None
 
 
-def same_run(job: Job) -> bool:
-    """Whether the folder's run was trained from this job's config (presets may have changed).
+# Config keys added after runs on disk were made, with the value that reproduces the old
+# behaviour: a run without the key counts as the same run when the job wants that value.
+ADDED_KEYS = {"train.updates": "alternating", "loss.real_weight": 1.0}
 
-    A key the saved config lacks was added to gan_exp after that run; the run counts as the
-    same when the job wants that key's default (the behaviour the old run had).
-    """
+
+def same_run(job: Job) -> bool:
+    """Whether the folder's run was trained from this job's config (presets may have changed)."""
     from omegaconf import OmegaConf
 
     from gan_exp.train import compose_config
@@ -227,20 +228,13 @@ def same_run(job: Job) -> bool:
     keys = ("seed", "train", "model", "loss", "penalty", "optimizer", "dataset")
     want = compose_config([*job.overrides, f"seed={job.seed}"])
     have = OmegaConf.load(saved)
-    defaults = OmegaConf.to_container(compose_config([]).train)
-    for key in keys:
-        if key == "seed":
-            if want.seed != have.seed:
-                return False
-            continue
-        wanted, had = OmegaConf.to_container(want[key]), OmegaConf.to_container(have[key])
-        if key == "train":  # keys newer than the run: equal when the job wants the default
-            for name in set(wanted) - set(had):
-                if wanted[name] == defaults.get(name):
-                    del wanted[name]
-        if wanted != had:
-            return False
-    return True
+    wanted = {k: OmegaConf.to_container(want[k]) for k in keys if k != "seed"}
+    for key, old_value in ADDED_KEYS.items():
+        if OmegaConf.select(have, key) is None and OmegaConf.select(want, key) == old_value:
+            section, name = key.split(".")
+            del wanted[section][name]
+    return want.seed == have.seed and all(
+        wanted[k] == OmegaConf.to_container(have[k]) for k in wanted)
 
 
 def check_existing(job: Job) -> None:
