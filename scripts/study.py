@@ -70,9 +70,17 @@ VARIANTS: list[tuple[str, str, list[str]]] = [
 # lambda 0.1, "smaller lambda seems to help for toy tasks", Adam betas (0.5, 0.9)); with the
 # paper's image settings (lambda 10, betas (0, 0.9)) it collapses here (docs/toy_analysis.md).
 WGAN_GP_TOY = ["penalty.lam=0.1", "optimizer.betas=[0.5,0.9]"]
+# Loss-sensitive GAN as its authors' PyTorch code trains it (lsgan-gp.py in
+# github.com/maple-research-lab/glsgan-gp): the hinge alone on a raw L, kept Lipschitz by a
+# two-sided slope-1 penalty (here WGAN-GP's, at its authors' toy lambda 0.1). The paper's
+# E[L(x)] term pushes L into softplus's flat tail (or to -inf raw) and collapses on the toys.
+LOSS_SENSITIVE_TOY = ["loss.transform=none", "loss.real_weight=0", "penalty=gp",
+                      "penalty.lam=0.1"]
 SECTION_OVERRIDES: dict[tuple[str, str], list[str]] = {
     ("ring", "wgan_gp"): WGAN_GP_TOY,
     ("grid", "wgan_gp"): WGAN_GP_TOY,
+    ("ring", "loss_sensitive"): LOSS_SENSITIVE_TOY,
+    ("grid", "loss_sensitive"): LOSS_SENSITIVE_TOY,
     # seed 004's conv EBGAN pair runs ~2 steps/s on a CPU; half the channels
     ("digits", "ebgan"): ["model.g_width=64", "model.d_width=32"],
 }
