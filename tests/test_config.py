@@ -134,7 +134,7 @@ PAPER_PRESETS = {
     "wgan_ring": ("wgan", "clip", "toy_mlp", "ring"),
     "wgan_gp_ring": ("wgan_gp", "gp", "toy_mlp", "ring"),
     "dragan_ring": ("gan", "dragan", "toy_mlp", "ring"),
-    "loss_sensitive_ring": ("loss_sensitive", "real_grad", "toy_mlp", "ring"),
+    "loss_sensitive_ring": ("loss_sensitive", "gp", "toy_mlp", "ring"),
     "ebgan_ring": ("ebgan", "none", "toy_mlp", "ring"),
 }
 
@@ -150,6 +150,8 @@ def test_every_experiment_preset_composes_and_validates(preset):
         assert got == PAPER_PRESETS[preset]
     if preset == "dragan_ring":
         assert cfg.penalty.perturbation == "gaussian"  # the paper's 2-D perturbation
+    if preset == "loss_sensitive_ring":  # the authors' code's objective: hinge only, raw L
+        assert cfg.loss.real_weight == 0 and cfg.loss.transform == "none"
 
 
 def test_sweepable_values_are_config_values():

@@ -104,6 +104,20 @@ def test_loss_sensitive_default_keeps_the_loss_nonnegative():
     assert shifted("none", 1e3) < -900  # the raw output drifts
 
 
+def test_loss_sensitive_without_the_real_term_is_the_authors_hinge_and_shift_invariant():
+    # real_weight=0: lsgan-gp.py's objective, lam * mean relu(Delta + L(x) - L(x~)) alone
+    x_real, x_fake = torch.zeros(2, 1), torch.tensor([[1.0], [0.0]])
+    real, fake = torch.tensor([-1.0, 2.0]), torch.tensor([0.0, -3.0])
+    hinge = LossSensitiveLoss(lam=2.0, normalize=False, transform="none", real_weight=0.0)
+    slack = [max(0.0, 1.0 - 1.0 - 0.0), max(0.0, 0.0 + 2.0 + 3.0)]
+    for c in (0.0, 7.0, -1e3):  # a shift of every value of L changes nothing
+        got = hinge.d_loss(CriticOutput(real + c), CriticOutput(fake + c), x_real, x_fake)
+        assert got.item() == pytest.approx(2.0 * sum(slack) / 2)
+    paper = LossSensitiveLoss(lam=2.0, normalize=False, transform="none")
+    assert paper.d_loss(CriticOutput(real), CriticOutput(fake), x_real, x_fake).item() == (
+        pytest.approx(0.5 + 2.0 * sum(slack) / 2))
+
+
 def test_ebgan_hinge_per_sample_vs_batch_mean():
     real = CriticOutput(torch.tensor([0.2, 0.4]))
     emb = torch.eye(2)
