@@ -201,8 +201,9 @@ def make_jobs(plan: Plan, out: Path, sections: Sequence[str]) -> list[Job]:
             extra = SECTION_OVERRIDES.get((section, slug), [])
             for seed in seeds:
                 run_dir = out / "runs" / section / slug / f"seed{seed}"
+                # the section's base last: a quick plan's tiny schedule wins over a variant's
                 jobs.append(
-                    Job(section, slug, seed, [*overrides, *plan.base[section], *extra], run_dir)
+                    Job(section, slug, seed, [*overrides, *extra, *plan.base[section]], run_dir)
                 )
     return jobs
 
