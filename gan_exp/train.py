@@ -158,12 +158,30 @@ def _startup_signal(signum: int, frame: Any) -> None:
     raise StartupInterrupted(signum)
 
 
+def _import_training_code() -> Any:
+    """`gan_exp.run`, imported here in the process that trains: a sweep's launcher process
+    (joblib, submitit) then never loads torch (~2.5 s of its start-up).
+
+    SIGTERM/SIGINT are held during the import and delivered right after it: an exception
+    raised from a signal handler inside an import can be swallowed by a library's own
+    `except Exception` and leave modules half-initialised (seen: numpy, then a RecursionError
+    seconds later instead of a clean stop).
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        from gan_exp import run
+
+        return run
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        from gan_exp import run
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    return run
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    # Imported here, in the process that trains: a sweep's launcher process (joblib, submitit)
-    # then never loads torch, which saves each sweep ~2.5 s of start-up before its first job.
-    from gan_exp import run
-
+    run = _import_training_code()
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     run_dir = Path(hc.runtime.output_dir)
