@@ -189,24 +189,33 @@ class Trainer:
                 real, fake = self.D_step(x_real), self.D_step(x_fake)
         return real, fake, self.parts.penalty(self.D_step, x_real, x_fake)
 
+    def critic_objective(
+        self, x_real: Tensor, x_fake: Tensor
+    ) -> tuple[Tensor, CriticOutput, dict[str, Tensor]]:
+        """D's total loss on one batch (its loss plus the penalty term), the critic's output on
+        the fakes (the simultaneous step's G loss reuses it) and the scalars to log."""
+        p = self.parts
+        real, fake, penalty = self.critic_outputs(x_real, x_fake)
+        with self.autocast():
+            d_loss = p.loss.d_loss(real, fake, x_real, x_fake)
+        total = d_loss if penalty is None else d_loss + penalty
+        stats = p.loss.stats(real, fake)
+        stats["loss/d"] = d_loss
+        stats["loss/penalty"] = penalty if penalty is not None else self.zero
+        stats["loss/d_total"] = total
+        return total, fake, stats
+
     def critic_step(self, x_fake: Tensor | None = None) -> None:
         p = self.parts
         x_real = self.real_batch()
         if x_fake is None:
             with torch.no_grad(), self.autocast():
                 x_fake = self.G_step(self.noise())
-        real, fake, penalty = self.critic_outputs(x_real, x_fake)
-        with self.autocast():
-            d_loss = p.loss.d_loss(real, fake, x_real, x_fake)
-        total = d_loss if penalty is None else d_loss + penalty
+        total, _, stats = self.critic_objective(x_real, x_fake)
         p.opt_d.zero_grad(set_to_none=True)
         total.backward()
         p.opt_d.step()
         p.penalty.after_d_step(self.D)
-        stats = p.loss.stats(real, fake)
-        stats["loss/d"] = d_loss
-        stats["loss/penalty"] = penalty if penalty is not None else self.zero
-        stats["loss/d_total"] = total
         self.meter.add(stats)
 
     def generator_step(self) -> None:
@@ -228,14 +237,9 @@ class Trainer:
         x_real = self.real_batch()
         with self.autocast():
             x_fake = self.G_step(self.noise())
-            if self.batch_critic:
-                real, fake = split_output(self.D_step(torch.cat([x_real, x_fake])), 2)
-            else:
-                real, fake = self.D_step(x_real), self.D_step(x_fake)
+        total, fake, stats = self.critic_objective(x_real, x_fake)  # penalties detach x_fake
+        with self.autocast():
             g_loss = p.loss.g_loss(fake, x_fake)
-            d_loss = p.loss.d_loss(real, fake, x_real, x_fake)
-        penalty = p.penalty(self.D_step, x_real, x_fake.detach())
-        total = d_loss if penalty is None else d_loss + penalty
         g_params = [w for w in self.G.parameters() if w.requires_grad]
         d_params = [w for w in self.D.parameters() if w.requires_grad]
         g_grads = torch.autograd.grad(g_loss, g_params, retain_graph=True)
@@ -246,10 +250,6 @@ class Trainer:
         p.opt_d.step()
         p.opt_g.step()
         p.penalty.after_d_step(self.D)
-        stats = p.loss.stats(real, fake)
-        stats["loss/d"] = d_loss
-        stats["loss/penalty"] = penalty if penalty is not None else self.zero
-        stats["loss/d_total"] = total
         stats["loss/g"] = g_loss
         self.meter.add(stats)
 

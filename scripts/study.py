@@ -80,11 +80,12 @@ SECTION_OVERRIDES: dict[tuple[str, str], list[str]] = {
     ("ring", "wgan_gp"): WGAN_GP_TOY,
     ("grid", "wgan_gp"): WGAN_GP_TOY,
     ("ring", "loss_sensitive"): LOSS_SENSITIVE_TOY,
+    ("grid", "loss_sensitive"): LOSS_SENSITIVE_TOY,
     # DRAGAN as the paper pairs it starts slowly and is still gaining modes at 7,500 steps
-    # (ring 7.2 +- 0.8 over 5 seeds); its preset (experiment=dragan_ring) trains 15,000
+    # (ring 7.0 +- 1.0 at step 7,000 over 5 seeds); its preset (experiment=dragan_ring) trains
+    # 15,000
     ("ring", "gan_dragan_gaussian"): ["train.steps=15000"],
     ("grid", "gan_dragan_gaussian"): ["train.steps=15000"],
-    ("grid", "loss_sensitive"): LOSS_SENSITIVE_TOY,
     # seed 004's conv EBGAN pair runs ~2 steps/s on a CPU; half the channels
     ("digits", "ebgan"): ["model.g_width=64", "model.d_width=32"],
 }
