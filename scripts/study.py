@@ -7,7 +7,7 @@ a time (`--jobs`, each job limited to its share of the cores), then writes `docs
 (`docs/study_*.png`). Every command it runs is listed in the results, so any row can be
 reproduced by hand.
 
-    python scripts/study.py                  # the full study (about 90 minutes on 2 CPU cores)
+    python scripts/study.py                  # the full study (92 minutes on 2 CPU cores)
     python scripts/study.py --quick --out /tmp/study   # a smoke version in a few minutes
     python scripts/study.py --only ring      # one section; the others' tables are left out
     python scripts/study.py --report-only    # rebuild the tables and figures from the runs
