@@ -497,7 +497,10 @@ def toy_sections(jobs: list[Job], plan: Plan, docs: Path) -> list[str]:
             "PacGAN's generator and maxout discriminator at full width, its Adam, batch 100 "
             "(`experiment=pacgan_ring` / `pacgan_grid`): final values at the preset's last "
             "step, next to the published rows (theirs: mean +- standard error over their "
-            "trials, after 400 epochs = 400,000 steps).",
+            "trials, after 400 epochs = 400,000 steps). The same protocol trained to "
+            "100,000 steps, per seed and evaluation: "
+            "[toy_analysis.md](toy_analysis.md#100000-steps-current-build-the-ring-reaches-"
+            "the-published-band).",
             "",
         ]
         for section in refs:
