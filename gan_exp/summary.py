@@ -61,9 +61,20 @@ def _overrides(path: Path) -> dict[str, str]:
     return out
 
 
+def config_records(path: Path) -> list[Path]:
+    """A run's config records, oldest first: `.hydra/config.yaml`, then one per resume.
+
+    A resumed run keeps its first record and adds `.hydra/resumed_<time>/config.yaml`
+    (gan_exp.train), so the last one says what the run was last asked to do, e.g. a longer
+    `train.steps`. Ordered by the time in the folder name, which survives a copy.
+    """
+    hydra = path / ".hydra"
+    first = [hydra / "config.yaml"] if (hydra / "config.yaml").is_file() else []
+    return first + sorted(hydra.glob("resumed_*/config.yaml"), key=lambda p: p.parent.name)
+
+
 def _steps_wanted(path: Path) -> int | None:
-    configs = sorted((path / ".hydra").glob("**/config.yaml"), key=lambda p: p.stat().st_mtime)
-    for config in reversed(configs):
+    for config in reversed(config_records(path)):
         try:
             return int(yaml.safe_load(config.read_text())["train"]["steps"])
         except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):

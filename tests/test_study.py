@@ -54,3 +54,45 @@ def test_quick_study_writes_tables_figures_and_keeps_a_failed_run_visible(tmp_pa
     assert again.returncode == 0, again.stdout + again.stderr
     statuses = {r["status"] for r in json.loads((docs / "results.json").read_text())}
     assert statuses == {"reused"}
+
+
+def test_long_study_reports_resumed_runs_at_their_last_config_apart_from_the_main_report(
+    tmp_path,
+):
+    """`--long` reads the runs its commands make, including one extended by a resume."""
+    out, docs = tmp_path / "long", tmp_path / "docs"
+    (docs).mkdir()
+    (docs / "results.md").write_text("the main study's report\n")
+    run = out / "runs" / "pacgan_grid" / "gan" / "seed0"
+    # first trained to 100,000 steps, then resumed with train.steps=200000 (a later record)
+    (run / ".hydra" / "resumed_2026-01-02_00-00-00").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text("train:\n  steps: 100000\n")
+    (run / ".hydra" / "resumed_2026-01-02_00-00-00" / "config.yaml").write_text(
+        "train:\n  steps: 200000\n")
+    history = [{"step": s, "metrics/modes": 18.0, "metrics/high_quality_pct": 90.0,
+                "metrics/mode_kl": 0.6} for s in range(5000, 200001, 5000)]
+    final = {k: v for k, v in history[-1].items() if k != "step"}
+    (run / "metrics.json").write_text(
+        json.dumps({"final": final, "final_step": 200000, "history": history}))
+    proc = subprocess.run(
+        [sys.executable, "scripts/study.py", "--long", "--report-only", "--out", str(out),
+         "--docs", str(docs)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = (docs / "results_long.md").read_text()
+    assert "`loss=gan experiment=pacgan_grid train.steps=200000" in report
+    assert "| 18.0 +- 0.0 | 90.0 +- 0.0 | 0.60 +- 0.00 | 1 |" in report
+    # 40 evaluations shown as at most 20 rows, counted back from the last
+    rows = [line for line in report.splitlines() if line[:3] == "| 1" or line[:3] == "| 2"]
+    assert "| 200000 | 18.0 +- 0.0 |" in report and "| 190000 | " in report
+    assert "| 195000 | " not in report and len(rows) <= 21
+    # the other runs are named as not trained yet, with the command that trains them
+    assert "`python scripts/study.py --long` trains them" in report
+    assert "`pacgan_ring/gan/seed4`" in report
+    assert (docs / "results.md").read_text() == "the main study's report\n"
+    bad = subprocess.run(
+        [sys.executable, "scripts/study.py", "--long", "--only", "digits", "--report-only"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert bad.returncode == 2 and "--long trains pacgan_ring and pacgan_grid only" in bad.stderr
