@@ -9,7 +9,7 @@ reproduced by hand.
 
     python scripts/study.py                  # the full study (92 minutes on 2 CPU cores)
     python scripts/study.py --quick --out /tmp/study   # a smoke version in a few minutes
-    python scripts/study.py --only ring      # one section; the others' tables are left out
+    python scripts/study.py --only ring      # train one section; report every run on disk
     python scripts/study.py --report-only    # rebuild the tables and figures from the runs
     python scripts/study.py --long           # the reference protocol to 100k / 200k steps
 
@@ -128,6 +128,7 @@ REFERENCE = {
 # On 2-D data the authors' DRAGAN perturbation covers only a patch beside each mode; the
 # toys also run the paper's Gaussian form (docs/toy_analysis.md). Images run the default only.
 IMAGE_VARIANTS = [slug for _, slug, _ in VARIANTS if not slug.endswith("_gaussian")]
+SLUGS = [slug for _, slug, _ in VARIANTS]
 SECTIONS = ("pacgan_ring", "pacgan_grid", "ring", "grid", "digits")
 TOY_DATA = {"pacgan_ring": "ring", "pacgan_grid": "grid", "ring": "ring", "grid": "grid"}
 
@@ -227,6 +228,26 @@ def make_jobs(plan: Plan, out: Path, sections: Sequence[str]) -> list[Job]:
                     Job(section, slug, seed, [*overrides, *extra, *plan.base[section]], run_dir)
                 )
     return jobs
+
+
+def report_jobs(plan: Plan, out: Path, trained: list[Job]) -> list[Job]:
+    """Every run the report covers: the plan's, other seeds found on disk, this invocation's.
+
+    A partial invocation (`--only`, `--seeds`, `--variants`) trains part of the study but
+    reports all of it, so adding seeds 3 and 4 adds them to the table instead of replacing
+    it with a two-seed one.
+    """
+    by_key = {(j.section, j.variant, j.seed): j for j in make_jobs(plan, out, list(plan.seeds))}
+    for job in list(by_key.values()):
+        folder = job.run_dir.parent
+        for path in folder.glob("seed*") if folder.is_dir() else []:
+            seed = path.name.removeprefix("seed")
+            key = (job.section, job.variant, int(seed)) if seed.isdigit() else None
+            if key is not None and key not in by_key:
+                by_key[key] = Job(*key, job.overrides, path)
+    by_key.update({(j.section, j.variant, j.seed): j for j in trained})
+    return sorted(by_key.values(), key=lambda j: (SECTIONS.index(j.section),
+                                                  SLUGS.index(j.variant), j.seed))
 
 
 def latest_config(run_dir: Path) -> Path | None:
@@ -698,7 +719,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a few-minute smoke version")
     parser.add_argument("--out", type=Path, default=None,
                         help="where runs and the report go (default outputs/study, or "
-                             "outputs/study_quick; the report to docs/ unless --quick)")
+                             "outputs/study_quick; the report to docs/ only with the default "
+                             "outputs/study, else beside the runs)")
     parser.add_argument("--docs", type=Path, default=None, help="report folder")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at the same time")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS),
@@ -719,13 +741,13 @@ def main(argv: list[str] | None = None) -> int:
         if wrong and args.only != list(SECTIONS):
             parser.error(f"--long trains pacgan_ring and pacgan_grid only, not {wrong}")
         args.only = [s for s in args.only if s in Plan.long().seeds]
-    plan = Plan.long() if args.long else Plan.quick() if args.quick else Plan.full()
-    if args.seeds is not None:
-        plan = plan.with_seeds(args.seeds)
+    whole = Plan.long() if args.long else Plan.quick() if args.quick else Plan.full()
+    plan = whole if args.seeds is None else whole.with_seeds(args.seeds)
     name = "study_long" if args.long else "study_quick" if args.quick else "study"
-    out = args.out or ROOT / "outputs" / name
-    docs = args.docs or (out / "docs" if args.quick else ROOT / "docs")
-    jobs = make_jobs(plan, out.resolve(), args.only)
+    out = (args.out or ROOT / "outputs" / name).resolve()
+    # the committed docs/ only from the default runs folder: another --out reports beside it
+    docs = args.docs or (out / "docs" if args.quick or args.out else ROOT / "docs")
+    jobs = make_jobs(plan, out, args.only)
     if args.variants is not None:
         jobs = [j for j in jobs if j.variant in args.variants]
     start = time.perf_counter()
@@ -734,7 +756,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(jobs)} runs, {args.jobs} at a time, into {out}", flush=True)
         run_all(jobs, args.jobs)
     wall = None if args.report_only else time.perf_counter() - start
-    report = write_report(jobs, plan, docs, wall, args.quick, args.long)
+    report = write_report(report_jobs(whole, out, jobs), whole, docs, wall, args.quick, args.long)
     print(f"wrote {report}")
     return 1 if any(j.status == "failed" for j in jobs) else 0
 

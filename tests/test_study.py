@@ -52,8 +52,24 @@ def test_quick_study_writes_tables_figures_and_keeps_a_failed_run_visible(tmp_pa
         timeout=300,
     )
     assert again.returncode == 0, again.stdout + again.stderr
-    statuses = {r["status"] for r in json.loads((docs / "results.json").read_text())}
-    assert statuses == {"reused"}
+    # ... and still reports the whole study, not only the part this invocation covered
+    records = json.loads((docs / "results.json").read_text())
+    assert {r["status"] for r in records if r["section"] == "ring"} == {"reused"}
+    assert {r["section"] for r in records} == {"pacgan_ring", "pacgan_grid", "ring", "grid",
+                                               "digits"}
+    assert [r["status"] for r in records if r["section"] == "grid"] == ["failed"]
+    # an added seed (as `--seeds 3`) joins its row instead of replacing the table
+    extra = subprocess.run(
+        [sys.executable, "scripts/study.py", "--quick", "--out", str(out), "--only",
+         "pacgan_ring", "--seeds", "5"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert extra.returncode == 0, extra.stdout + extra.stderr
+    records = json.loads((docs / "results.json").read_text())
+    assert [r["seed"] for r in records if r["section"] == "pacgan_ring"] == [0, 1, 5]
+    ref = [line for line in (docs / "results.md").read_text().splitlines()
+           if line.startswith("| **GAN, this study** (`loss=gan experiment=pacgan_ring")]
+    assert len(ref) == 1 and ref[0].endswith("| 3 |")
 
 
 def test_long_study_reports_resumed_runs_at_their_last_config_apart_from_the_main_report(
