@@ -7,16 +7,15 @@ import errno
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from gan_exp.errors import StorageError
 
 
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """torch.save to a temporary file in the same folder, fsync, then rename over `path`."""
-    import torch  # only here: the rest of this module is used by processes that never load torch
-
+def _replace(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
+    """`write` into a temporary file in the same folder, fsync, then rename over `path`."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -25,10 +24,10 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
         raise write_error(err, path) from err
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are ordinary files
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; these are ordinary files
         os.replace(tmp, path)
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
@@ -36,6 +35,18 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
             raise write_error(err, path) from err
         raise
     return path
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """torch.save, written atomically (checkpoints, caches)."""
+    import torch  # only here: the rest of this module is used by processes that never load torch
+
+    return _replace(path, lambda f: torch.save(obj, f))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """A text file (reports, tables), written atomically."""
+    return _replace(path, lambda f: f.write(text.encode()))
 
 
 def _os_error(err: BaseException | None) -> OSError | None:

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from gan_exp.atomic import atomic_write_text
 from gan_exp.lock import pid_alive
 
 # Overrides that never define a setting (logging, paths, the launcher itself).
@@ -73,7 +74,8 @@ def config_records(path: Path) -> list[Path]:
     return first + sorted(hydra.glob("resumed_*/config.yaml"), key=lambda p: p.parent.name)
 
 
-def _steps_wanted(path: Path) -> int | None:
+def steps_wanted(path: Path) -> int | None:
+    """`train.steps` of the run's last readable config record: the step it is done at."""
     for config in reversed(config_records(path)):
         try:
             return int(yaml.safe_load(config.read_text())["train"]["steps"])
@@ -109,7 +111,7 @@ def read_job(path: Path) -> Job:
             pid = int(lock.read_text().strip() or 0)
         except (OSError, ValueError):
             pid = None
-    wanted = _steps_wanted(path)
+    wanted = steps_wanted(path)
     if pid and pid_alive(pid):
         job.status, job.reason = "running", f"at step {job.step or 0} of {wanted or '?'}"
     elif errors and not finished:
@@ -271,10 +273,7 @@ def summarize(sweep: Path, out: Path | None = None) -> str:
             + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
             + f". Swept: {', '.join(keys) or 'nothing'}; seeds grouped.\n\n{table}\n")
     out = out or sweep
-    for name, content in (("summary.md", text),):
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(content)
-        os.replace(tmp, out / name)
+    atomic_write_text(out / "summary.md", text)
     tmp = out / ".summary.csv.tmp"
     write_csv(tmp, rows, keys, metrics)
     os.replace(tmp, out / "summary.csv")

@@ -41,6 +41,8 @@ from pathlib import Path
 
 import torch
 
+from gan_exp.atomic import atomic_write_text
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # (row label, slug, overrides): the variants, each with its paper's defaults from `loss=`.
@@ -237,10 +239,11 @@ def report_jobs(plan: Plan, out: Path, trained: list[Job]) -> list[Job]:
     reports all of it, so adding seeds 3 and 4 adds them to the table instead of replacing
     it with a two-seed one.
     """
-    by_key = {(j.section, j.variant, j.seed): j for j in make_jobs(plan, out, list(plan.seeds))}
-    for job in list(by_key.values()):
-        folder = job.run_dir.parent
-        for path in folder.glob("seed*") if folder.is_dir() else []:
+    planned = make_jobs(plan, out, list(plan.seeds))
+    by_key = {(j.section, j.variant, j.seed): j for j in planned}
+    one_per_row = {(j.section, j.variant): j for j in planned}.values()
+    for job in one_per_row:  # each row's folder of seeds, read once
+        for path in job.run_dir.parent.glob("seed*"):
             seed = path.name.removeprefix("seed")
             key = (job.section, job.variant, int(seed)) if seed.isdigit() else None
             if key is not None and key not in by_key:
@@ -263,13 +266,10 @@ def finished(run_dir: Path) -> dict | None:
     path = run_dir / "metrics.json"
     if not path.is_file():
         return None
-    data = json.loads(path.read_text())
-    config = latest_config(run_dir)
-    steps = None
-    if config is not None:
-        from omegaconf import OmegaConf
+    from gan_exp.summary import steps_wanted
 
-        steps = OmegaConf.load(config).train.steps
+    data = json.loads(path.read_text())
+    steps = steps_wanted(run_dir)
     return data if steps is not None and data.get("final_step") == steps else None
 
 
@@ -536,10 +536,10 @@ def reference_table(section: str, ours: list[Job]) -> list[str]:
     return rows
 
 
-def toy_sections(jobs: list[Job], plan: Plan, docs: Path, prefix: str = "study") -> list[str]:
+def toy_sections(jobs: list[Job], plan: Plan, docs: Path, long: bool = False) -> list[str]:
     lines: list[str] = []
     refs = [s for s in ("pacgan_ring", "pacgan_grid") if ok_jobs(jobs, s)]
-    long = prefix != "study"
+    prefix = "study_long" if long else "study"
     if refs:
         lines += [
             "## The reference protocol: GAN on PacGAN's synthetic setup",
@@ -640,13 +640,6 @@ def digits_section(jobs: list[Job], plan: Plan, docs: Path) -> list[str]:
     return lines
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace `path` whole: an interrupted write never leaves a half-written report."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_report(
     jobs: list[Job], plan: Plan, docs: Path, wall: float | None, quick: bool, long: bool = False
 ) -> Path:
@@ -684,7 +677,7 @@ def write_report(
     if quick:
         lines += ["**Quick mode: a few steps per run, a smoke test of the pipeline only; the "
                   "numbers mean nothing.**", ""]
-    lines += toy_sections(jobs, plan, docs, "study_long" if long else "study")
+    lines += toy_sections(jobs, plan, docs, long)
     lines += digits_section(jobs, plan, docs)
     if missing:
         lines += ["## Not trained yet", "",
@@ -704,13 +697,13 @@ def write_report(
                          f"{' '.join(job.overrides)}`")
     stem = "results_long" if long else "results"
     path = docs / f"{stem}.md"
-    write_atomic(path, "\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
     records = [
         {"section": j.section, "variant": j.variant, "seed": j.seed, "status": j.status,
          "reason": j.reason, "seconds": round(j.seconds, 1), "final": j.final}
         for j in jobs
     ]
-    write_atomic(docs / f"{stem}.json", json.dumps(records, indent=1) + "\n")
+    atomic_write_text(docs / f"{stem}.json", json.dumps(records, indent=1) + "\n")
     return path
 
 
@@ -734,14 +727,14 @@ def main(argv: list[str] | None = None) -> int:
                              "steps, 5 seeds; ~4.5 h on 2 CPU cores) into docs/results_long.md")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args(argv)
+    if args.long and args.quick:
+        parser.error("--long and --quick: choose one (--quick is the smoke test)")
+    whole = Plan.long() if args.long else Plan.quick() if args.quick else Plan.full()
     if args.long:
-        if args.quick:
-            parser.error("--long and --quick: choose one (--quick is the smoke test)")
-        wrong = [s for s in args.only if s not in Plan.long().seeds]
+        wrong = [s for s in args.only if s not in whole.seeds]
         if wrong and args.only != list(SECTIONS):
             parser.error(f"--long trains pacgan_ring and pacgan_grid only, not {wrong}")
-        args.only = [s for s in args.only if s in Plan.long().seeds]
-    whole = Plan.long() if args.long else Plan.quick() if args.quick else Plan.full()
+        args.only = [s for s in args.only if s in whole.seeds]
     plan = whole if args.seeds is None else whole.with_seeds(args.seeds)
     name = "study_long" if args.long else "study_quick" if args.quick else "study"
     out = (args.out or ROOT / "outputs" / name).resolve()
