@@ -32,7 +32,7 @@ PATTERN = "step_*.pt"
 # Overrides a resumed run may not change: they decide what the checkpoint's tensors mean.
 GROUPS = ("model", "loss", "penalty", "optimizer", "dataset")
 # Presets: already applied to the stored config, so a resumed run may repeat them, not change them.
-PRESETS = ("experiment", "debug")
+PRESETS = ("experiment", "debug", "study")
 # dataset values a resumed run may change: where and how the same data is read, not which data
 DATA_LOADING = ("num_workers", "in_memory", "max_memory_mb", "root", "cache_dir", "download")
 

@@ -18,6 +18,21 @@ import gan_exp.conf
 
 CONF_DIR = Path(gan_exp.conf.__file__).resolve().parent
 PRIMARY = "train"
+# The 2-D toy datasets: where a preset picks another setting than on images
+# (`${gan_exp_on_toys:${dataset},TOY_VALUE,IMAGE_VALUE}` in conf/loss/loss_sensitive.yaml).
+TOY_DATASETS = ("ring", "grid")
+# Optional groups chosen by interpolation in conf/train.yaml's defaults (Hydra's specialising
+# configs): what a loss needs on one dataset.
+SPECIALISING = ("loss_dataset",)
+
+
+def on_toys(dataset: str, toy_value: str, image_value: str) -> str:
+    """`toy_value` for a 2-D toy dataset choice, else `image_value` (a defaults-list resolver:
+    Hydra's specialising configs cannot change a group choice, a loss preset's override can)."""
+    return toy_value if dataset in TOY_DATASETS else image_value
+
+
+OmegaConf.register_new_resolver("gan_exp_on_toys", on_toys, replace=True)
 
 
 def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
@@ -46,3 +61,16 @@ def group_options_with(group: str, key: str) -> list[str]:
         if isinstance(node, DictConfig) and key in node:
             found.append(path.stem)
     return found
+
+
+def specialisation_setting(cfg: DictConfig, key: str) -> str | None:
+    """`loss_dataset=NAME` when the shipped specialising config for this run's loss and dataset
+    sets `key` (so an error about that key can say where it came from), else None."""
+    loss, data = cfg.get("loss"), cfg.get("dataset")
+    if not isinstance(loss, DictConfig) or not isinstance(data, DictConfig):
+        return None
+    name = f"{loss.get('name')}_{data.get('name')}"
+    path = CONF_DIR / "loss_dataset" / f"{name}.yaml"
+    if path.is_file() and OmegaConf.select(OmegaConf.load(path), key) is not None:
+        return f"loss_dataset={name}"
+    return None

@@ -4,7 +4,7 @@ Each loss is a small object built from the `loss` config group. `d_loss` sees th
 outputs on a real and a (detached) generated batch; `g_loss` sees the critic's output on a
 generated batch that still carries gradients into G. Nothing here knows about penalties,
 optimisers or the loop, so any loss composes with any penalty (`gan_exp.penalties`).
-Math follows `shared/design/variants.md`; expectations are batch means.
+Each loss is its paper's objective; expectations are batch means.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ class HingeLoss(GANLoss):
 
 
 class LossSensitiveLoss(GANLoss):
-    """Qi 2017 (seed 002): L(x) + lam * relu(Delta(x, x~) + L(x) - L(x~)), pairs i with i.
+    """Qi 2017: L(x) + lam * relu(Delta(x, x~) + L(x) - L(x~)), pairs i with i.
 
     `Delta = scale * ||x_i - x~_i||_p` over all non-batch dims, p = 1 (`l1`) or 2 (`l2`).
     With `normalize` the norm is divided by D (l1) or sqrt(D) (l2), i.e. the mean absolute
@@ -147,7 +147,7 @@ class LossSensitiveLoss(GANLoss):
 def pulling_away(embedding: Tensor) -> Tensor:
     """EBGAN's PT: mean squared cosine similarity over ordered pairs i != j.
 
-    Seed 004's version forgets both the square and the exclusion of the diagonal.
+    PyTorch-GAN's ebgan.py forgets both the square and the exclusion of the diagonal.
     """
     n = embedding.shape[0]
     if n < 2:
@@ -158,11 +158,11 @@ def pulling_away(embedding: Tensor) -> Tensor:
 
 
 class EBGANLoss(GANLoss):
-    """Zhao 2017 (seed 004): D: E(x) + relu(m - E(x~)); G: E(x~) + lam_pt * PT(S~).
+    """Zhao 2017: D: E(x) + relu(m - E(x~)); G: E(x~) + lam_pt * PT(S~).
 
     `hinge="per_sample"` (the paper) applies the margin to each sample's energy before
-    averaging; `"batch_mean"` reproduces seed 004, which clamps the batch-mean energy.
-    `margin=None` uses seed 004's `max(1, batch_size / 64)`.
+    averaging; `"batch_mean"` reproduces PyTorch-GAN's ebgan.py, which clamps the batch-mean energy.
+    `margin=None` uses PyTorch-GAN's `max(1, batch_size / 64)`.
     """
 
     requires_embedding = True

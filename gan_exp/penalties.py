@@ -7,9 +7,8 @@ They know nothing about the loss, so `loss=gan penalty=dragan` (the DRAGAN paper
 
 A gradient penalty is two pieces: `points(x_real, x_fake)`, where the critic's input gradient
 is taken, and `from_grad_norm(norms)`, the term from the per-sample gradient norms there;
-`__call__` joins them with a critic forward of its own. (Sending the points through the same
-forward as the real and fake batch measured 27% slower on a CPU: the input-gradient backward
-then also runs over the real and fake rows.)
+`__call__` joins them with a critic forward of its own: sent through the same forward as the
+real and fake batch, the input-gradient backward would also run over the real and fake rows.
 """
 
 from __future__ import annotations
@@ -114,7 +113,7 @@ def _perturb_authors(x: Tensor, c: float) -> Tensor:
 
 
 def _perturb_gaussian(x: Tensor, c: float) -> Tensor:
-    """The paper and seed 000: x + sqrt(c) * N(0, I)."""
+    """The paper: x + sqrt(c) * N(0, I)."""
     return x + c**0.5 * torch.randn_like(x)
 
 
@@ -152,7 +151,7 @@ class DraganPenalty(GradientPenalty):
 class RealGradPenalty(Penalty):
     """`penalty=real_grad`: gamma * E[|grad D(x)|^2] on real data, zero-centred.
 
-    Seed 002's loss-sensitive regulariser; the same form as R1 (whose usual gamma/2 factor is
+    Qi 2017's loss-sensitive regulariser; the same form as R1 (whose usual gamma/2 factor is
     folded into gamma here).
     """
 

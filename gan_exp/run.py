@@ -177,13 +177,10 @@ def run_prepared(prepared: Prepared) -> dict[str, float]:
         cfg.optimizer.name,
         trainer.device,
     )
-    if parts.dataset.spec.shape == (2,) and cfg.model.name != "toy_mlp":
-        log.warning(
-            "model=%s on a 2-D toy: the variants are tuned and measured on the toys with "
-            "experiment=toy_%s (PacGAN's setup; docs/results.md)",
-            cfg.model.name,
-            cfg.dataset.name if cfg.dataset.name in ("ring", "grid") else "ring",
-        )
+    applied = trainer.choices.get("loss_dataset")
+    log.info("specialised for loss=%s on dataset=%s: %s", trainer.choices.get("loss"),
+             trainer.choices.get("dataset"),
+             f"loss_dataset={applied}" if applied else "none (the presets as they are)")
     metrics: dict[str, Any] = {}
     status: str | None = None  # HParams session status; None: may be resumed
     logger = None

@@ -4,7 +4,7 @@
   mixes samples (BatchNorm does) and no layer updates state per forward (spectral norm's power
   iteration would run once instead of twice). `auto` batches wherever that is valid: on CUDA it
   halves the kernel launches; on a CPU each weight gradient becomes one product instead of two
-  plus an add (a WGAN-GP MLP step measured about 5% faster).
+  plus an add (docs/performance.md has the figures).
 - `compile`: torch.compile for the generator, and for the critic unless a gradient penalty
   needs its double backward (which compiled graphs do not support).
 - `amp`: bf16 autocast for the adversarial forwards, refused with gradient penalties (their
@@ -12,9 +12,9 @@
 - `batch_fakes`: the n_critic fake batches of one critic phase from one generator forward of
   n_critic x B rows. G does not change during the critic phase, and its batch-norm layers
   normalise each B-row part on its own (running statistics updated once per part, in order),
-  so this computes what n_critic forwards compute, with larger products (a WGAN-GP MLP step
-  measured about 7% faster on CPU). Only the order of random draws changes. `auto`: on unless
-  `compile` (the per-part batch norm is a Python-level patch).
+  so this computes what n_critic forwards compute, with larger products. Only the order of
+  random draws changes. `auto`: on unless `compile` (the per-part batch norm is a
+  Python-level patch).
 - `channels_last`: NHWC memory layout for conv models on CUDA, where cuDNN is faster with it.
 - `malloc_tuning`: keep freed host memory for reuse (glibc's `mallopt`). By default glibc hands
   every freed block over 128 KB-32 MB back to the kernel, so each step's activations and

@@ -29,7 +29,8 @@ from gan_exp.atomic import atomic_write_text
 from gan_exp.lock import pid_alive
 
 # Overrides that never define a setting (logging, paths, the launcher itself).
-IGNORED = ("hydra", "log.", "paths.", "checkpoint.", "device", "threads", "hparams_search")
+IGNORED = ("hydra", "log.", "paths.", "checkpoint.", "device", "threads", "hparams_search",
+           "study", "resume")
 SEED_KEYS = ("seed",)
 ERROR = re.compile(r"\]\[ERROR\] - (.*)$")
 STOPPED = re.compile(r"\]\[WARNING\] - (stopped by .*)$")
@@ -142,6 +143,27 @@ def swept_keys(jobs: list[Job]) -> list[str]:
         for key in {k for j in jobs for k in j.overrides}:
             keys[key].add(job.overrides.get(key))
     return [k for k, values in keys.items() if len(values) > 1 and k not in SEED_KEYS]
+
+
+def mean_std(values: list[float], digits: int) -> str:
+    """`mean +- std` with a fixed number of decimals (std 0 for one value; n/a for none)."""
+    values = [v for v in values if math.isfinite(v)]
+    if not values:
+        return "n/a"
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.{digits}f} +- {std:.{digits}f}"
+
+
+def last_config(path: Path) -> dict[str, Any]:
+    """The run's last readable config record ({} if none): what it was last asked to do."""
+    for config in reversed(config_records(path)):
+        try:
+            data = yaml.safe_load(config.read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(data, dict):
+            return data
+    return {}
 
 
 def _fmt(values: list[float]) -> str:

@@ -25,7 +25,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan_exp import checkpoint
-from gan_exp.config import CONF_DIR, compose_config
+from gan_exp.config import CONF_DIR, SPECIALISING, compose_config
 from gan_exp.errors import (
     ConfigError,
     GanExpError,
@@ -179,6 +179,19 @@ def _import_training_code() -> Any:
     return run
 
 
+def applied_choices(hc: Any) -> dict[str, str | None]:
+    """Hydra's group choices, with an optional specialising config that does not exist (most
+    `${loss}_${dataset}` pairs: the loss needs nothing special there) recorded as None."""
+    choices = dict(hc.runtime.choices)
+    for group in SPECIALISING:
+        name = choices.get(group)
+        folders = [CONF_DIR] + [Path(s.path) for s in hc.runtime.config_sources
+                                if s.schema == "file"]
+        if name and not any((f / group / f"{name}.yaml").is_file() for f in folders):
+            choices[group] = None
+    return choices
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     run = _import_training_code()
@@ -193,7 +206,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
             cfg,
             run_dir,
             list(hc.overrides.task),
-            choices=dict(hc.runtime.choices),
+            choices=applied_choices(hc),
             on_accept=None if multirun else record.accept,
             created=() if multirun else _Folders.created,
             own_folder=multirun,

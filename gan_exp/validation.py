@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import logging
 import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from gan_exp.errors import ConfigError
+
+log = logging.getLogger("gan_exp")
 
 _MISSING = object()
 
@@ -138,7 +141,9 @@ def check_value(key: str, value: Any) -> None:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Raise ConfigError for a key nothing uses, or the first value that breaks its rule."""
+    """Raise ConfigError for a key nothing uses, or the first value that breaks its rule
+    (after leaving out a specialisation's settings for a group option it was not written for)."""
+    drop_unfit_specialisation(cfg)
     check_known_keys(cfg)
     for key, (check, text) in RULES.items():
         value = OmegaConf.select(cfg, key, default=_MISSING)
@@ -176,6 +181,30 @@ def target_parameters(group: str, target: str) -> tuple[set[str], bool]:
         return set(), True
     names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     return names - {"self"}, any(p.kind == p.VAR_KEYWORD for p in params)
+
+
+def drop_unfit_specialisation(cfg: DictConfig) -> list[str]:
+    """Leave out what the loss's specialising config (conf/loss_dataset/) sets for a group
+    whose option the command line changed and which does not take it, e.g. EBGAN's widths on
+    the digits with `loss=ebgan model=mlp`: the command line wins over the specialisation."""
+    from gan_exp.config import specialisation_setting
+
+    dropped = []
+    for group in GROUP_NODES:
+        node = cfg.get(group)
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            continue
+        accepted, any_kwargs = target_parameters(group, str(node._target_))
+        unfit = [k for k in node if not any_kwargs and k not in _NODE_KEYS and k not in accepted
+                 and specialisation_setting(cfg, f"{group}.{k}")]
+        with open_dict(node):
+            for key in unfit:
+                del node[key]
+        dropped += [f"{group}.{k}" for k in unfit]
+    if dropped:
+        log.info("left out %s: set by the specialisation for another %s option",
+                 ", ".join(dropped), "/".join(sorted({d.split(".")[0] for d in dropped})))
+    return dropped
 
 
 def check_known_keys(cfg: DictConfig) -> None:

@@ -3,7 +3,8 @@
 
 Prints, per variant and model on MNIST-shaped data (the built-in digits, 1x28x28):
 generator steps/s, real samples/s, peak memory, for
-  - naive:   the seeds' way: a DataLoader applying seed 003's PIL transforms per sample,
+  - naive:   PyTorch-GAN's way (github.com/eriklindernoren/PyTorch-GAN): a DataLoader
+             applying its PIL transforms per sample,
              separate critic forwards for real, fake and penalty points, torch's own
              activations, default optimisers, a .item() host sync every step;
   - bare:    this project's step functions with no logging at all;
@@ -15,7 +16,7 @@ intervals.
     python scripts/benchmark.py                 # the full set (about 8 minutes on 2 CPU cores)
     python scripts/benchmark.py --quick         # a smoke run in seconds
     python scripts/benchmark.py --device cuda --steps 300
-    python scripts/benchmark.py --naive-workers 8   # seed 003's DataLoader(num_workers=8)
+    python scripts/benchmark.py --naive-workers 8   # PyTorch-GAN's DataLoader(num_workers=8)
 """
 
 from __future__ import annotations
@@ -94,11 +95,12 @@ def sync(device: torch.device) -> None:
 
 # ---------------------------------------------------------------- the naive reference loop
 class PILImages(Dataset):
-    """The dataset as the seeds see it: one PIL image per item, transformed per sample."""
+    """The dataset as PyTorch-GAN's scripts see it: one PIL image per item, transformed per
+    sample."""
 
     def __init__(self, dataset: GANDataset) -> None:
         self.images = dataset.data[:, 0].numpy()
-        self.transform = transforms.Compose(  # seed 003's pipeline, per sample
+        self.transform = transforms.Compose(  # PyTorch-GAN's wgan_gp.py pipeline, per sample
             [
                 transforms.Resize(self.images.shape[-1]),
                 transforms.ToTensor(),
@@ -118,10 +120,10 @@ class PILImages(Dataset):
 def naive_loop(
     cfg: DictConfig, dataset: GANDataset, device: torch.device, steps: int, workers: int = 0
 ) -> float:
-    """Seconds for `steps` generator steps written the seeds' way (same losses and penalty).
+    """Seconds for `steps` generator steps written PyTorch-GAN's way (same losses and penalty).
 
     `workers` is the DataLoader's num_workers. 0, the default, is the kinder reference on a
-    small machine: seed 003's 8 workers compete with the training threads for the cores. The
+    small machine: PyTorch-GAN's 8 workers compete with the training threads for the cores. The
     peak memory reported is the training process's own, without the workers'.
     """
     seed_everything(0)
@@ -165,7 +167,7 @@ def naive_loop(
             d_loss.backward()
             opt_d.step()
             penalty.after_d_step(D)
-            d_loss.item()  # the seeds' per-step sync (tqdm postfix / running sums)
+            d_loss.item()  # PyTorch-GAN's per-step sync (tqdm postfix / running sums)
         z = torch.randn(bs, latent, device=device)
         fake = G(z)
         g_loss = loss.g_loss(D(fake), fake)
@@ -369,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         "--naive-workers",
         type=int,
         default=0,
-        help="the naive loop's DataLoader num_workers (seed 003 uses 8)",
+        help="the naive loop's DataLoader num_workers (PyTorch-GAN uses 8)",
     )
     p.add_argument("--serve", help=argparse.SUPPRESS)  # the child side of Worker
     args = p.parse_args(argv)

@@ -53,9 +53,9 @@ def main() -> int:
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="gan_exp_sweep_bench_"))
     seeds = ",".join(str(s) for s in range(args.jobs))
-    common = ["dataset=ring", "experiment=toy_ring", f"train.steps={args.steps}",
+    common = ["dataset=ring", f"train.steps={args.steps}",
               f"metrics.every={args.steps}", "log.progress=false", f"seed={seeds}"]
-    print(f"{args.jobs} ring jobs x {args.steps} steps (experiment=toy_ring, loss=gan) on "
+    print(f"{args.jobs} ring jobs x {args.steps} steps (dataset=ring, loss=gan) on "
           f"{available_cores()} cores", flush=True)
     basic = sweep(common, out / "basic")
     print(f"basic launcher (one at a time):       {basic:6.1f} s", flush=True)

@@ -63,7 +63,7 @@ def count_matmuls(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> 
 
 
 def test_penalty_second_pass_skips_the_zero_products():
-    """Stock activations send zeros back through the penalty points' forward: for the seeds'
+    """Stock activations send zeros back through the penalty points' forward: for PyTorch-GAN's
     3-layer MLP critic that is 3 extra weight-gradient products (and more for the inputs)."""
     torch.manual_seed(0)
     critic = mlp.build(DIGITS).critic

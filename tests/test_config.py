@@ -1,5 +1,8 @@
 """Every config option composes and instantiates; presets and overrides do what the README says."""
 
+import json
+from pathlib import Path
+
 import pytest
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
@@ -8,6 +11,8 @@ from gan_exp.components import build, build_components, resolve_device
 from gan_exp.errors import ConfigError
 from tests.conftest import SMALL_EBGAN, compose_cfg, group_options
 from tests.vision_files import write_celeba, write_cifar10, write_image_folder, write_mnist
+
+ROOT = Path(__file__).resolve().parent.parent
 
 CPU = resolve_device("cpu")
 SMALL = ["dataset.size=64", "train.batch_size=16"]
@@ -131,11 +136,10 @@ PAPER_PRESETS = {
     "dragan_digits": ("gan", "dragan", "mlp", "digits"),
     "loss_sensitive_digits": ("loss_sensitive", "real_grad", "mlp", "digits"),
     "ebgan_digits": ("ebgan", "none", "ebgan", "digits"),
-    "wgan_ring": ("wgan", "clip", "toy_mlp", "ring"),
-    "wgan_gp_ring": ("wgan_gp", "gp", "toy_mlp", "ring"),
     "dragan_ring": ("gan", "dragan", "toy_mlp", "ring"),
-    "loss_sensitive_ring": ("loss_sensitive", "gp", "toy_mlp", "ring"),
-    "ebgan_ring": ("ebgan", "none", "toy_mlp", "ring"),
+    "dragan_grid": ("gan", "dragan", "toy_mlp", "grid"),
+    "pacgan_ring": ("gan", "none", "toy_mlp", "ring"),
+    "pacgan_grid_long": ("gan", "none", "toy_mlp", "grid"),
 }
 
 
@@ -148,10 +152,73 @@ def test_every_experiment_preset_composes_and_validates(preset):
     if preset in PAPER_PRESETS:
         got = (cfg.loss.name, cfg.penalty.name, cfg.model.name, cfg.dataset.name)
         assert got == PAPER_PRESETS[preset]
-    if preset == "dragan_ring":
+    if preset in ("dragan_ring", "dragan_grid"):
         assert cfg.penalty.perturbation == "gaussian"  # the paper's 2-D perturbation
-    if preset == "loss_sensitive_ring":  # the authors' code's objective: hinge only, raw L
-        assert cfg.loss.real_weight == 0 and cfg.loss.transform == "none"
+        assert cfg.train.steps == 15000
+    if preset == "ebgan_digits":  # the paper code's full width, not the study's half
+        assert (cfg.model.g_width, cfg.model.d_width) == (128, 64)
+
+
+# What `loss=X dataset=D` alone gives on the toys and the digits (conf/loss_dataset/): the
+# settings each variant's results row was trained with.
+SPECIALISED = {
+    ("wgan_gp", "ring"): {"penalty.lam": 0.1, "optimizer.betas": [0.5, 0.9]},
+    ("wgan_gp", "grid"): {"penalty.lam": 0.1, "optimizer.betas": [0.5, 0.9]},
+    ("wgan_gp", "digits"): {"penalty.lam": 10.0, "optimizer.betas": [0.0, 0.9]},
+    ("dragan", "ring"): {"penalty.perturbation": "gaussian"},
+    ("dragan", "digits"): {"penalty.perturbation": "authors"},
+    ("loss_sensitive", "grid"): {"penalty.name": "gp", "penalty.lam": 0.1,
+                                 "loss.transform": "none", "loss.real_weight": 0.0},
+    ("loss_sensitive", "digits"): {"penalty.name": "real_grad", "loss.transform": "softplus"},
+    ("ebgan", "ring"): {"model.name": "toy_mlp", "train.steps": 7500},
+    ("ebgan", "digits"): {"model.name": "ebgan", "model.g_width": 64, "model.d_width": 32},
+    ("gan", "grid"): {"model.name": "toy_mlp", "model.g_hidden": [128, 128, 128],
+                      "train.batch_size": 100, "train.steps": 7500, "metrics.every": 1000},
+}
+
+
+@pytest.mark.parametrize(("loss", "data"), list(SPECIALISED))
+def test_loss_and_dataset_alone_give_the_results_rows_settings(loss, data):
+    cfg = compose_cfg([f"loss={loss}", f"dataset={data}"])
+    for key, value in SPECIALISED[(loss, data)].items():
+        got = OmegaConf.select(cfg, key)
+        assert (OmegaConf.to_container(got) if OmegaConf.is_config(got) else got) == value, key
+
+
+def test_the_command_line_wins_over_a_specialisation():
+    cfg = compose_cfg(["loss=wgan_gp", "dataset=ring", "penalty.lam=5", "model=mlp"])
+    assert cfg.penalty.lam == 5 and cfg.model.name == "mlp"
+    assert list(cfg.optimizer.betas) == [0.5, 0.9]
+    plain = compose_cfg(["loss=loss_sensitive", "dataset=ring", "penalty=real_grad",
+                         "~loss_dataset"])
+    assert plain.penalty.name == "real_grad" and plain.loss.transform == "softplus"
+
+
+def test_a_specialisation_for_another_group_option_is_left_out(caplog):
+    """`loss=loss_sensitive dataset=ring penalty=real_grad`: the toy specialisation's
+    penalty.lam is for the loss's own penalty (gp), so it is left out, and said so."""
+    from gan_exp.validation import validate
+
+    cfg = compose_cfg(["loss=loss_sensitive", "dataset=ring", "penalty=real_grad"])
+    with caplog.at_level("INFO", logger="gan_exp"):
+        validate(cfg)
+    assert "lam" not in cfg.penalty and cfg.loss.real_weight == 0
+    assert "left out penalty.lam" in caplog.text
+    cfg = compose_cfg(["loss=ebgan", "model=mlp"])  # EBGAN's digits widths, not the MLP's
+    with pytest.raises(ConfigError, match="loss=ebgan needs an autoencoder critic"):
+        build_components(cfg, CPU)
+
+
+def test_every_results_row_command_gives_the_config_its_runs_were_trained_with():
+    """docs/results*.json record each run's training config next to its row's command."""
+    for name in ("results.json", "results_long.json"):
+        records = json.loads((ROOT / "docs" / name).read_text())
+        for rec in {r["command"]: r for r in records}.values():
+            cfg = compose_cfg([*rec["command"].split(), f"seed={rec['seed']}"])
+            for key, value in rec["config"].items():
+                got = cfg[key]
+                got = OmegaConf.to_container(got) if OmegaConf.is_config(got) else got
+                assert got == value, (rec["command"], key)
 
 
 def test_sweepable_values_are_config_values():
@@ -226,17 +293,19 @@ def test_build_drops_the_name_label():
     assert loss.b == 0.5
 
 
-@pytest.mark.parametrize("preset", ["toy_ring", "toy_grid", "pacgan_ring", "pacgan_grid"])
-def test_toy_presets_build_for_every_loss(preset):
-    """`loss=X experiment=toy_ring` keeps X's own settings on PacGAN's toy setup;
+@pytest.mark.parametrize(("data", "preset"), [("ring", None), ("grid", None),
+                                             ("ring", "pacgan_ring"), ("grid", "pacgan_grid")])
+def test_toy_datasets_build_for_every_loss(data, preset):
+    """`loss=X dataset=ring` keeps X's own settings on PacGAN's toy setup, narrowed;
     `experiment=pacgan_ring` is the GAN protocol, and a `loss=` beside it swaps only the loss."""
     for loss in group_options("loss"):
-        cfg = compose_cfg([f"loss={loss}", f"experiment={preset}"])
+        cfg = compose_cfg([f"loss={loss}", f"dataset={data}",
+                           *([f"experiment={preset}"] if preset else [])])
         assert cfg.model.name == "toy_mlp" and cfg.train.batch_size == 100
         parts = build_components(cfg, CPU)
         assert parts.models.critic.produces_embedding == (loss == "ebgan")
         assert cfg.loss.name == loss
-        if preset.startswith("pacgan"):
+        if preset:
             assert cfg.optimizer.name == "adam_pacgan"
         else:
             assert list(cfg.model.g_hidden) == [128, 128, 128]

@@ -90,7 +90,7 @@ CASES = [
     case(["resume={run}", "train.steps=5"], 2,
          "train.steps=5 is below the checkpoint's step 10"),
     case(["resume={run}", "loss=wgan"], 2, "loss=wgan differs from the checkpoint's loss=gan"),
-    case(["resume={run}", "experiment=toy_ring"], 2, "experiment=toy_ring on resume"),
+    case(["resume={run}", "experiment=pacgan_ring"], 2, "experiment=pacgan_ring on resume"),
     case(["resume={run}", "debug=fast"], 2, "debug=fast on resume"),
     case(["resume={run}", "seed=3"], 2, "seed=3 differs from the checkpoint's seed=0"),
     case(["resume={run}", "train.steps=20", "dataset.size=32"], 2,

@@ -149,7 +149,7 @@ def test_benchmark_script_runs(tmp_path):
             "--device",
             "cpu",
             "--naive-workers",
-            "1",  # the seeds' worker-process loader path
+            "1",  # PyTorch-GAN's worker-process loader path
         ],
         capture_output=True,
         text=True,

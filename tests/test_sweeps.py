@@ -18,7 +18,7 @@ import yaml
 from gan_exp import checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
-TOY = ["dataset=ring", "experiment=toy_ring", "log.progress=false", "log.every=10",
+TOY = ["dataset=ring", "log.progress=false", "log.every=10",
        "log.sample_every=1000"]
 
 
@@ -126,7 +126,7 @@ def test_optuna_study_survives_a_diverging_trial_and_records_the_best(tmp_path):
     search.parent.mkdir(parents=True)
     sweeper = {**shipped["hydra"]["sweeper"], "study_name": "diverge", "n_trials": 2,
                "params": {"optimizer.lr_d": "choice(1e-4, 1e30)"}}
-    defaults = [{"override /experiment": "toy_ring"}, {"override /loss": "gan"},
+    defaults = [{"override /dataset": "ring"}, {"override /loss": "gan"},
                 {"override /optimizer": "sgd"}, {"override /hydra/sweeper": "optuna"},
                 {"override /hydra/sweeper/sampler": "tpe"}]  # seed 0 draws both values
     config = {"defaults": defaults, "optimized_metric": shipped["optimized_metric"],

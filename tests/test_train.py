@@ -104,7 +104,7 @@ def weights_after_one_step(tmp_path: Path, overrides: list[str]) -> tuple[torch.
     from gan_exp.components import build_components, resolve_device, seed_everything
     from gan_exp.trainer import Trainer
 
-    cfg = compose_cfg([*FAST, "experiment=toy_ring", "model.g_hidden=[16,16]",
+    cfg = compose_cfg([*FAST, "dataset=ring", "model.g_hidden=[16,16]",
                        "model.d_hidden=[16]", *overrides])
     cpu = resolve_device("cpu")
     seed_everything(0)

@@ -1,4 +1,5 @@
-"""Mode coverage on the 2-D mixtures, per the PacGAN/VEEGAN protocol (shared/design/variants.md).
+"""Mode coverage on the 2-D mixtures, per the PacGAN/VEEGAN protocol (Lin et al. 2018;
+Srivastava et al. 2017).
 
 Score generated points (2,500 in the protocol): a point is *high quality* when within 3 std of
 its nearest mode; a mode is *captured* when it is the nearest mode of at least one

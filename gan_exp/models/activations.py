@@ -8,8 +8,7 @@ zero. These modules compute the same function with torch's own kernels, but thei
 treats the slope pattern as the constant it is, so the second pass ends at the activation.
 
 Forward values, first gradients and penalty gradients are bitwise equal to `nn.LeakyReLU` /
-`nn.ReLU` (tested). On a 2-core CPU the seeds' MLP critic's own WGAN-GP forward and backward
-measured 22% faster, a whole critic step (generator forward included) about 11%. When the input
+`nn.ReLU` (tested); docs/performance.md has what it saves. When the input
 needs no gradient (sampling, evaluation) they call the stock op, in place if asked.
 """
 
@@ -60,7 +59,7 @@ class ReLU(nn.ReLU):
 
 def stock_activations(module: nn.Module) -> nn.Module:
     """Swap these modules back to torch's own, in place: the reference the tests and the
-    benchmark's naive loop (written as the seeds write it) compare against."""
+    benchmark's naive loop (written as PyTorch-GAN writes it) compare against."""
     for name, child in module.named_children():
         if isinstance(child, LeakyReLU):
             setattr(module, name, nn.LeakyReLU(child.negative_slope, child.inplace))

@@ -1,7 +1,7 @@
-"""EBGAN's autoencoder critic (seed 004) and its generator.
+"""EBGAN's autoencoder critic and its generator (Zhao et al. 2017; PyTorch-GAN's ebgan.py layout).
 
 The critic's score is the per-sample energy `mean over pixels of (Dec(Enc(v)) - v)^2`, and it
-also returns the encoder embedding for the pulling-away term. Images get the seed's conv
+also returns the encoder embedding for the pulling-away term. Images get PyTorch-GAN's conv
 autoencoder; flat data (the 2-D toys) gets an MLP autoencoder of the same shape of idea.
 """
 
@@ -85,7 +85,8 @@ class MLPAutoencoderCritic(Critic):
 
 
 class ConvGenerator(nn.Module):
-    """Seed 004's generator: linear to (width, H/4, W/4), two upsample + conv blocks, tanh."""
+    """PyTorch-GAN's EBGAN generator: linear to (width, H/4, W/4), two upsample + conv blocks,
+    tanh."""
 
     def __init__(
         self, latent_dim: int, channels: int, side: int, width: int, bn_eps: float

@@ -22,8 +22,8 @@ from gan_exp.models.base import (
 class MLPGenerator(nn.Module):
     """z -> 128 -> 256 -> 512 -> 1024 -> prod(shape), BatchNorm from the second block.
 
-    The seeds write `nn.BatchNorm1d(n, 0.8)`, which sets eps=0.8 (not momentum); `bn_eps`
-    reproduces that when set to 0.8, and defaults to PyTorch's 1e-5.
+    PyTorch-GAN's scripts write `nn.BatchNorm1d(n, 0.8)`, which sets eps=0.8 (not momentum);
+    `bn_eps` reproduces that when set to 0.8, and defaults to PyTorch's 1e-5.
     """
 
     def __init__(

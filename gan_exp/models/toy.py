@@ -43,9 +43,8 @@ class Maxout(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         # max(dim).values, not amax: the same values and gradients (ties have measure zero),
-        # but amax's backward builds, counts and divides by a tie mask, which made a toy step
-        # with a gradient penalty about 25% slower on a CPU (maxout forward+backward+double
-        # backward at 100 x 200 x 5: 2.0 ms vs 1.3 ms).
+        # but amax's backward builds, counts and divides by a tie mask, which slows the double
+        # backward of a gradient penalty (docs/performance.md).
         return self.linear(x).view(x.shape[0], self.out_dim, self.pieces).max(dim=2).values
 
 
