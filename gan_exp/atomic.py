@@ -49,6 +49,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return _replace(path, lambda f: f.write(text.encode()))
 
 
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """A binary file (a figure's PNG), written atomically."""
+    return _replace(path, lambda f: f.write(data))
+
+
 def _os_error(err: BaseException | None) -> OSError | None:
     """The OSError behind `err`: torch.save reports a failed write as a RuntimeError
     ("enforce fail at inline_container.cc ... unexpected pos") chained to the OSError."""

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan_exp.atomic import atomic_torch_save
 from gan_exp.errors import CheckpointError
+from gan_exp.keys import PARTS, PRESETS
 
 if TYPE_CHECKING:
     import torch
@@ -29,10 +30,6 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 PATTERN = "step_*.pt"
-# Overrides a resumed run may not change: they decide what the checkpoint's tensors mean.
-GROUPS = ("model", "loss", "penalty", "optimizer", "dataset")
-# Presets: already applied to the stored config, so a resumed run may repeat them, not change them.
-PRESETS = ("experiment", "debug", "study")
 # dataset values a resumed run may change: where and how the same data is read, not which data
 DATA_LOADING = ("num_workers", "in_memory", "max_memory_mb", "root", "cache_dir", "download")
 
@@ -166,7 +163,7 @@ def config_for_resume(
             continue
         if override.is_delete():
             raise CheckpointError(f"~{key}: a resumed run cannot delete keys ({path})")
-        if key in GROUPS:
+        if key in PARTS:
             stored = cfg[key].get("name")
             if override.value() != stored:
                 raise CheckpointError(

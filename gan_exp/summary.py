@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
-import os
 import re
 import statistics
 import sys
@@ -25,12 +25,11 @@ from typing import Any
 
 import yaml
 
-from gan_exp.atomic import atomic_write_text
+from gan_exp.atomic import atomic_write_bytes, atomic_write_text
+from gan_exp.keys import NOT_SETTINGS
 from gan_exp.lock import pid_alive
 
-# Overrides that never define a setting (logging, paths, the launcher itself).
-IGNORED = ("hydra", "log.", "paths.", "checkpoint.", "device", "threads", "hparams_search",
-           "study", "resume")
+IGNORED = NOT_SETTINGS  # overrides that never define a setting
 SEED_KEYS = ("seed",)
 ERROR = re.compile(r"\]\[ERROR\] - (.*)$")
 STOPPED = re.compile(r"\]\[WARNING\] - (stopped by .*)$")
@@ -50,11 +49,21 @@ class Job:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+def warn(message: str) -> None:
+    print(f"summarize: {message}", file=sys.stderr)
+
+
 def _overrides(path: Path) -> dict[str, str]:
     found = path / ".hydra" / "overrides.yaml"
-    items = yaml.safe_load(found.read_text()) if found.is_file() else None
-    if not items:  # no record (an old or foreign folder): Hydra's folder name says the same
-        items = path.name.split("_", 1)[-1].split(",")
+    try:
+        items = yaml.safe_load(found.read_text()) if found.is_file() else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        warn(f"{found}: unreadable ({type(err).__name__}); its settings are read from the "
+             "folder name")
+        items = None
+    if not isinstance(items, list) or not items:
+        # no record (an old or foreign folder): Hydra's folder name, `[<job number>_]<overrides>`
+        items = re.sub(r"^\d+_", "", path.name).split(",")
     out = {}
     for item in items:
         key, _, value = str(item).lstrip("+~").partition("=")
@@ -94,7 +103,12 @@ def read_job(path: Path) -> Job:
             job.final = {k: float(v) for k, v in data.get("final", {}).items()
                          if k.startswith("metrics/")}
             job.best = {k: float(v["value"]) for k, v in data.get("best", {}).items()}
-            job.history = data.get("history", [])
+            history = data.get("history", [])
+            job.history = [h for h in history if isinstance(h, dict)
+                           and isinstance(h.get("step"), int | float)]
+            if len(job.history) < len(history):
+                warn(f"{metrics}: {len(history) - len(job.history)} history entries without "
+                     "a step left out of the curves")
         except (ValueError, TypeError, AttributeError):
             job.reason = "metrics.json unreadable"
     ckpts = sorted((path / "checkpoints").glob("step_*.pt"))
@@ -218,25 +232,26 @@ def markdown(rows: list[Row], keys: list[str], metrics: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write_csv(path: Path, rows: list[Row], keys: list[str], metrics: list[str]) -> None:
+def csv_text(rows: list[Row], keys: list[str], metrics: list[str]) -> str:
     head = [*keys, "status", "n", "seeds", "reason"]
     for kind in ("final", "best"):
         for m in metrics:
             head += [f"{kind} {m} mean", f"{kind} {m} std"]
-    with open(path, "w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(head)
-        for row in rows:
-            line: list[Any] = [*row.setting, row.status, len(row.jobs),
-                               " ".join(sorted(j.overrides.get("seed", "") for j in row.jobs)),
-                               row.reason]
-            for kind in ("final", "best"):
-                for m in metrics:
-                    values = [getattr(j, kind)[m] for j in row.jobs if m in getattr(j, kind)]
-                    values = [v for v in values if math.isfinite(v)]
-                    line.append(f"{statistics.fmean(values):.6g}" if values else "")
-                    line.append(f"{statistics.stdev(values):.6g}" if len(values) > 1 else "")
-            out.writerow(line)
+    buffer = io.StringIO(newline="")
+    out = csv.writer(buffer)
+    out.writerow(head)
+    for row in rows:
+        line: list[Any] = [*row.setting, row.status, len(row.jobs),
+                           " ".join(sorted(j.overrides.get("seed", "") for j in row.jobs)),
+                           row.reason]
+        for kind in ("final", "best"):
+            for m in metrics:
+                values = [getattr(j, kind)[m] for j in row.jobs if m in getattr(j, kind)]
+                values = [v for v in values if math.isfinite(v)]
+                line.append(f"{statistics.fmean(values):.6g}" if values else "")
+                line.append(f"{statistics.stdev(values):.6g}" if len(values) > 1 else "")
+        out.writerow(line)
+    return buffer.getvalue()
 
 
 def plot_curves(path: Path, rows: list[Row], keys: list[str], metrics: list[str]) -> bool:
@@ -273,14 +288,16 @@ def plot_curves(path: Path, rows: list[Row], keys: list[str], metrics: list[str]
         ax.set_xlabel("generator step")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110)
     plt.close(fig)
+    atomic_write_bytes(path, png.getvalue())
     return True
 
 
 def summarize(sweep: Path, out: Path | None = None) -> str:
+    """The summary's text, after writing summary.md, .csv and _curves.png into `out` (the sweep
+    folder by default); an OSError from the writes carries the text as `err.summary`."""
     jobs = find_jobs(sweep)
     if not jobs:
         raise SystemExit(f"summarize: no job folders (with .hydra/ or train.log) in {sweep}")
@@ -295,11 +312,13 @@ def summarize(sweep: Path, out: Path | None = None) -> str:
             + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
             + f". Swept: {', '.join(keys) or 'nothing'}; seeds grouped.\n\n{table}\n")
     out = out or sweep
-    atomic_write_text(out / "summary.md", text)
-    tmp = out / ".summary.csv.tmp"
-    write_csv(tmp, rows, keys, metrics)
-    os.replace(tmp, out / "summary.csv")
-    plot_curves(out / "summary_curves.png", rows, keys, metrics)
+    try:
+        atomic_write_text(out / "summary.md", text)
+        atomic_write_text(out / "summary.csv", csv_text(rows, keys, metrics))
+        plot_curves(out / "summary_curves.png", rows, keys, metrics)
+    except OSError as err:
+        err.summary = text  # type: ignore[attr-defined]
+        raise
     return text
 
 
@@ -311,7 +330,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.sweep.is_dir():
         print(f"summarize: {args.sweep} is not a folder", file=sys.stderr)
         return 2
-    print(summarize(args.sweep, args.out))
+    try:
+        print(summarize(args.sweep, args.out))
+    except OSError as err:
+        print(getattr(err, "summary", ""))
+        where = args.out or args.sweep
+        warn(f"could not write summary.md/.csv/_curves.png into {where}: "
+             f"{err.strerror or err}; the table above is complete (--out DIR writes them "
+             "elsewhere)")
+        return 3
     return 0
 
 

@@ -15,14 +15,15 @@ from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
+from gan_exp.keys import NOT_SETTINGS, PARTS
+
 # What a reader compares runs by, present in every run (so the parallel-coordinates view never
 # drops a run for lacking a column): the config groups chosen, then these values.
-GROUPS = ("loss", "penalty", "model", "optimizer", "dataset", "experiment")
+GROUPS = (*PARTS, "experiment")
 CORE = ("seed", "train.n_critic", "train.batch_size", "optimizer.lr_g", "optimizer.lr_d",
         "optimizer.betas", "penalty.lam")
-# Overrides that never distinguish runs' results.
-NOT_HPARAMS = ("hydra", "log.", "paths.", "checkpoint.", "device", "threads", "resume",
-               "hparams_search", "metrics.", "divergence.")
+# Overrides that never distinguish runs' results, nor how they are scored.
+NOT_HPARAMS = (*NOT_SETTINGS, "metrics.", "divergence.")
 
 
 def _value(value: Any) -> bool | int | float | str:

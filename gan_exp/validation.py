@@ -18,6 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from gan_exp.errors import ConfigError
+from gan_exp.keys import PARTS
 
 log = logging.getLogger("gan_exp")
 
@@ -155,7 +156,7 @@ def validate(cfg: DictConfig) -> None:
 
 
 # Group nodes: `name`, `_target_` and the target's keyword arguments.
-GROUP_NODES = ("dataset", "model", "penalty", "optimizer", "loss")
+GROUP_NODES = PARTS
 _NODE_KEYS = ("name", "_target_")
 
 

@@ -32,7 +32,6 @@ from gan_exp.summary import Job, find_jobs, last_config, mean_std, plot_curves, 
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDY = ("reference", "toys", "toys_dragan_paper", "digits", "digits_dragan_paper")
-LONG = ("long",)
 QUICK = ("debug=fast", "train.steps=20", "seed=0")  # every sweep as a 20-step smoke test
 DATA = yaml.safe_load((ROOT / "scripts" / "study.yaml").read_text())
 TOY = ["metrics/modes", "metrics/high_quality_pct", "metrics/mode_kl"]
@@ -161,9 +160,10 @@ def report(found: dict, missing: list[str], docs: Path, head: str, long: bool) -
     for sec in [s for s in DATA["sections"] if s in found]:
         rows, toy = found[sec], sec != "digits"
         tags, digits = (TOY, [1, 1, 2]) if toy else (IMAGE, [2, 3, 3, 3, 1])
-        lines += [f"## {DATA['sections'][sec]}", "", *table(sec, rows, tags, digits), ""]
-        if sec.startswith("pacgan"):
-            lines += [f"| {' | '.join(r)} | | |" for r in DATA["published"][sec]] + [""]
+        published = [f"| {' | '.join(r)} | | |" for r in DATA["published"].get(sec, [])]
+        lines += [f"## {DATA['sections'][sec]}", "", *table(sec, rows, tags, digits),
+                  *published, ""]
+        if published:
             for jobs in rows.values():
                 lines += [f"Metrics during training, `{command(jobs[0])}`, mean +- std over "
                           "seeds:", "", *curve_table(done(jobs)), ""]
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                         "default --out, else <out>/docs)")
     parser.add_argument("--report-only", action="store_true", help="train nothing")
     args = parser.parse_args(argv)
-    names = LONG if args.long else STUDY
+    names = ("long",) if args.long else STUDY
     wrong = [n for n in args.only or [] if n not in names]
     if args.long and args.quick or args.jobs < 1:
         parser.error("--long and --quick: choose one (--quick is the smoke test)"

@@ -314,3 +314,16 @@ def test_toy_datasets_build_for_every_loss(data, preset):
     assert pacgan.optimizer.lr_g == pacgan.optimizer.lr_d == 1e-4
     assert list(pacgan.optimizer.betas) == [0.8, 0.999] and pacgan.model.latent_dim == 2
     assert list(pacgan.model.g_hidden) == [400] * 4 and list(pacgan.model.d_hidden) == [200] * 3
+
+
+def test_job_folder_names_leave_out_exactly_the_keys_that_do_not_identify_a_run():
+    """`exclude_keys` in conf/train.yaml is the YAML copy of gan_exp.keys.NOT_SETTINGS (plus
+    dataset.root, where the same data is read from)."""
+    from gan_exp.keys import NOT_SETTINGS
+
+    train = OmegaConf.load(ROOT / "conf" / "train.yaml")
+    excluded = list(train.hydra.job.config.override_dirname.exclude_keys)
+    for key in excluded:
+        assert key == "dataset.root" or key.startswith(NOT_SETTINGS), key
+    for key in ("device", "threads", "resume", "study"):
+        assert key in excluded
