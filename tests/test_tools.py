@@ -1,0 +1,56 @@
+"""The tools around a run meet the train command's standard: a bad input gets one line naming
+the file, the table is still printed when it can be, and nothing is left half-written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def fake_job(folder: Path, overrides: str, history: list[dict]) -> None:
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text(overrides)
+    (folder / ".hydra" / "config.yaml").write_text("train:\n  steps: 20\n")
+    (folder / "train.log").write_text("[t][gan_exp][INFO] - run x\n"
+                                      "[t][gan_exp][INFO] - finished 20 steps: {}\n")
+    final = {"metrics/modes": 8.0}
+    (folder / "metrics.json").write_text(
+        json.dumps({"final": final, "final_step": 20, "history": history}))
+
+
+def summarize(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "scripts/summarize.py", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_summary_reads_damaged_records_and_says_which(tmp_path):
+    sweep = tmp_path / "sweep"
+    fake_job(sweep / "0_loss=gan,seed=0", "- loss=gan\n- seed=0\n",
+             [{"step": 10, "metrics/modes": 7.0}, {"metrics/modes": 8.0}])  # no step
+    fake_job(sweep / "1_loss=hinge,seed=0", "- [unclosed\n", [{"step": 10, "metrics/modes": 8.0}])
+    proc = summarize(str(sweep))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "| gan | finished |" in proc.stdout and "| hinge | finished |" in proc.stdout
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 2 and "Traceback" not in proc.stderr
+    assert any("1_loss=hinge,seed=0/.hydra/overrides.yaml: unreadable" in e for e in err)
+    assert any("0_loss=gan,seed=0/metrics.json: 1 history entries without a step" in e
+               for e in err)
+    assert (sweep / "summary.csv").read_text().startswith("loss,status,n,seeds")
+
+
+def test_summary_that_cannot_write_its_files_still_prints_the_table(tmp_path):
+    sweep = tmp_path / "sweep"
+    fake_job(sweep / "0_loss=gan,seed=0", "- loss=gan\n- seed=0\n", [])
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    proc = summarize(str(sweep), "--out", str(blocker / "sub"))
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "| finished |" in proc.stdout and "Traceback" not in proc.stderr
+    assert f"could not write summary.md/.csv/_curves.png into {blocker / 'sub'}" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "sweep"]
+    assert not list(sweep.glob("summary*")) and not list(sweep.glob("*.tmp*"))
