@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 import signal
 import sys
@@ -25,6 +24,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan_exp import checkpoint
+from gan_exp.atomic import atomic_write_text
 from gan_exp.config import CONF_DIR, SPECIALISING, compose_config
 from gan_exp.errors import (
     ConfigError,
@@ -130,9 +130,7 @@ class RunRecord:
                 ("hydra.yaml", OmegaConf.create({"hydra": hc})),
                 ("overrides.yaml", OmegaConf.create(list(hc.overrides.task))),
             ):
-                tmp = out / f".{name}.tmp"
-                tmp.write_text(OmegaConf.to_yaml(node))
-                os.replace(tmp, out / name)
+                atomic_write_text(out / name, OmegaConf.to_yaml(node))
             self.file = _QuietFileHandler(self.run_dir / "train.log", mode="a")
         except OSError as err:
             raise StorageError(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
+
+from gan_exp.atomic import atomic_write_text
 
 # Which way is better; metrics not listed are recorded without a "best".
 HIGHER_IS_BETTER = {
@@ -60,9 +60,4 @@ class MetricsTracker:
         self._write()
 
     def _write(self) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=".metrics.", suffix=".tmp", dir=self.path.parent)
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.data, f, indent=2, allow_nan=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps(self.data, indent=2, allow_nan=True))
