@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import shlex
 import signal
 import sys
 from datetime import datetime
@@ -177,6 +178,15 @@ def _import_training_code() -> Any:
     return run
 
 
+def resume_argument(run_dir: Path) -> str:
+    """`resume=<run_dir>` as one word to paste into a shell: quoted for Hydra too, since a sweep
+    job's folder name holds `=` and `,`, which Hydra would read as override syntax."""
+    value = f"resume='{run_dir}'" if "'" not in str(run_dir) else f'resume="{run_dir}"'
+    if any(c in str(run_dir) for c in "'\"$`\\!"):
+        return shlex.quote(value)
+    return f'"{value}"'
+
+
 def applied_choices(hc: Any) -> dict[str, str | None]:
     """Hydra's group choices, with an optional specialising config that does not exist (most
     `${loss}_${dataset}` pairs: the loss needs nothing special there) recorded as None."""
@@ -214,7 +224,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
             log.warning("stopped by %s; submitit requeues the job, which resumes from it", stop)
             record.close()
             stop.handover(stop.signum, None)
-        log.warning("stopped by %s; resume with resume=%s", stop, run_dir)
+        log.warning("stopped by %s; resume with %s", stop, resume_argument(run_dir))
         sys.exit(stop.exit_status)
     except GanExpError as err:
         if multirun:

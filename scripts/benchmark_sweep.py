@@ -5,7 +5,7 @@ joblib launcher (`hydra/launcher=parallel`, n_jobs jobs at once, threads=auto ea
 
 Prints both wall times and the speed-up, the speed-up of the training alone (steps per second
 of the jobs, read from their event files: the ceiling the sweep approaches as jobs get longer),
-then the summary of the parallel sweep. Figures, not a test: the README quotes them.
+then the summary of the parallel sweep. Figures, not a test: docs/sweeps.md quotes them.
 """
 
 from __future__ import annotations

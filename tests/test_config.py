@@ -1,4 +1,5 @@
-"""Every config option composes and instantiates; presets and overrides do what the README says."""
+"""Every config option composes and instantiates; presets, specialisations and overrides do
+what docs/variants.md and docs/configuration.md say."""
 
 import json
 from pathlib import Path

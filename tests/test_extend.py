@@ -1,4 +1,4 @@
-"""What README's "Adding your own variant" says, done from a folder outside the package:
+"""What docs/extending.md's "Adding your own variant" says, done from a folder outside the package:
 a user's loss, penalty and model in their own module, their own config folder and preset,
 composed with the shipped groups, and a class that breaks the contract stopped by name."""
 

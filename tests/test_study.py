@@ -1,4 +1,4 @@
-"""The variants study (scripts/study.py) end to end in its quick mode, as the README runs it:
+"""The variants study (scripts/study.py) end to end in its quick mode, as docs/study.md runs it:
 Hydra multiruns of conf/study/, then the report read from the sweep folders."""
 
 from __future__ import annotations

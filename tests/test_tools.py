@@ -54,3 +54,17 @@ def test_summary_that_cannot_write_its_files_still_prints_the_table(tmp_path):
     assert f"could not write summary.md/.csv/_curves.png into {blocker / 'sub'}" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "sweep"]
     assert not list(sweep.glob("summary*")) and not list(sweep.glob("*.tmp*"))
+
+
+def test_a_printed_resume_argument_pastes_back_through_the_shell_and_hydra(tmp_path):
+    """A stopped run prints `resume=<its folder>`; a sweep job's folder name holds `=` and `,`."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from gan_exp.train import resume_argument
+
+    for name in ("dataset=ring,loss=gan,seed=0", "it's a run", "plain"):
+        run = tmp_path / name
+        word = subprocess.run(["bash", "-c", f"printf %s {resume_argument(run)}"],
+                              capture_output=True, text=True, check=True).stdout
+        (override,) = OverridesParser.create().parse_overrides([word])
+        assert (override.key_or_group, override.value()) == ("resume", str(run)), word

@@ -96,7 +96,7 @@ def cache_key(dataset_cfg: dict[str, Any], cls_cfg: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-ROTATION = "rotation"  # the self-supervised task's name in logs, caches and the README
+ROTATION = "rotation"  # the self-supervised task's name in logs, caches and docs/metrics.md
 LABELS = "labels"
 
 
