@@ -8,8 +8,10 @@ command leaves every folder as it was and no new one behind.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 import re
 import shlex
 import signal
@@ -99,6 +101,18 @@ class _Buffer(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
+
+
+class ConsoleHandler(logging.StreamHandler):
+    """The console log (conf/hydra/job_logging/console.yaml). A closed pipe (`... | head -1`)
+    ends the console output, not the run: the rest goes to /dev/null, and train.log keeps it."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        if isinstance(sys.exc_info()[1], BrokenPipeError):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+            return
+        super().handleError(record)
 
 
 class _QuietFileHandler(logging.FileHandler):

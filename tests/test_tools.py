@@ -68,3 +68,18 @@ def test_a_printed_resume_argument_pastes_back_through_the_shell_and_hydra(tmp_p
                               capture_output=True, text=True, check=True).stdout
         (override,) = OverridesParser.create().parse_overrides([word])
         assert (override.key_or_group, override.value()) == ("resume", str(run)), word
+
+
+def test_a_run_piped_into_head_finishes_without_a_logging_traceback(tmp_path):
+    """`python -m gan_exp.train ... | head -1`: the closed pipe ends the console output only."""
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gan_exp.train", "dataset=ring", "debug=fast",
+         "log.progress=false", f"hydra.run.dir={run}"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("[")
+    proc.stdout.close()  # what head does after its line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 0, err
+    assert "Traceback" not in err and "Logging error" not in err
+    assert "finished 20 steps" in (run / "train.log").read_text()
