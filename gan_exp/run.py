@@ -27,6 +27,7 @@ from omegaconf import DictConfig
 from gan_exp import checkpoint, sweep
 from gan_exp.atomic import write_error
 from gan_exp.components import build_components, resolve_device, seed_everything
+from gan_exp.data.base import check_batch_size
 from gan_exp.errors import ConfigError, StorageError, TrainingDiverged
 from gan_exp.lock import make_folder, remove_empty, run_folder_lock
 from gan_exp.metrics import Evaluator
@@ -130,6 +131,7 @@ def prepare(
     device = resolve_device(sweep.spread_device(str(cfg.device), slot))
     seed_everything(int(cfg.seed))
     parts = build_components(cfg, device)
+    check_batch_size(int(cfg.train.batch_size), parts.dataset)  # before training a classifier on it
     seed_everything(int(cfg.seed))  # the loop's randomness does not depend on how models were built
     evaluator = Evaluator(cfg, parts.dataset, device) if cfg.metrics.enabled else None
     check_optimized_metric(cfg, evaluator)

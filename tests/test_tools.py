@@ -83,3 +83,21 @@ def test_a_run_piped_into_head_finishes_without_a_logging_traceback(tmp_path):
     assert proc.wait(timeout=300) == 0, err
     assert "Traceback" not in err and "Logging error" not in err
     assert "finished 20 steps" in (run / "train.log").read_text()
+
+
+def test_a_one_image_folder_is_refused_as_too_small_with_one_message(tmp_path):
+    from tests.vision_files import write_image_folder
+
+    root = write_image_folder(tmp_path / "one", None, n=1)
+    for batch in ([], ["train.batch_size=2"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "gan_exp.train", "dataset=image_folder",
+             f"dataset.root={root}", "debug=fast", f"hydra.run.dir={tmp_path / 'run'}",
+             f"paths.data_dir={tmp_path / 'data'}", *batch],
+            cwd=ROOT, capture_output=True, text=True, timeout=300)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 2, out
+        errors = [line for line in out.splitlines() if "ERROR" in line]
+        assert len(errors) == 1 and "(1 samples of shape" in errors[0], out
+        assert "is too small to train: a batch needs at least 2 samples" in errors[0]
+        assert not (tmp_path / "run").exists()

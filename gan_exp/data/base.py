@@ -63,9 +63,14 @@ class GANDataset:
 
 
 def check_batch_size(batch_size: int, dataset: GANDataset) -> None:
-    if not 1 <= batch_size <= len(dataset):
+    """A batch needs at least 2 samples (train.batch_size's own rule) and at most the data."""
+    if len(dataset) < 2:
         raise ConfigError(
-            f"train.batch_size={batch_size} must be between 1 and the dataset size "
+            f"{dataset.describe()} is too small to train: a batch needs at least 2 samples"
+        )
+    if not 2 <= batch_size <= len(dataset):
+        raise ConfigError(
+            f"train.batch_size={batch_size} must be between 2 and the dataset size "
             f"({len(dataset)} samples in dataset={dataset.name})"
         )
 

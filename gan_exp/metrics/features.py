@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from gan_exp.atomic import atomic_torch_save, check_writable
 from gan_exp.data.base import GANDataset
+from gan_exp.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,12 @@ def _train(
         x, y = labelled_images(dataset, cfg["max_images"], device, cfg["seed"])
         n_test = max(1, int(len(y) * cfg["holdout"]))
         x_train, y_train, x_test, y_test = x[n_test:], y[n_test:], x[:n_test], y[:n_test]
+        if len(y_train) < 2:
+            raise ConfigError(
+                f"{dataset.describe()} is too small for the image metrics' classifier "
+                f"({len(y_train)} image(s) to train on after holding out {n_test}); add "
+                "images, or train without metrics: metrics.enabled=false"
+            )
         rotation = cfg.get("task") == ROTATION
         if rotation:  # unlabelled: the label is the rotation; one fixed draw for the test part
             x_test, y_test = rotate_batch(x_test, torch.Generator().manual_seed(cfg["seed"]))
