@@ -86,6 +86,40 @@ def test_image_folder_any_size_resized_and_cropped(tmp_path, classes):
     assert tuple(first_batch(gray).shape) == (4, 1, 16, 16)
 
 
+def test_image_folder_reads_each_image_once_through_symlink_loops_and_links(tmp_path):
+    root = write_image_folder(tmp_path / "imgs", ["cats", "dogs"], n=2)
+    (root / "cats" / "loop").symlink_to(root / "cats")  # a folder that contains itself
+    (root / "dogs" / "up").symlink_to(root)  # ... and one that leads back to the root
+    (root / "dogs" / "same.png").symlink_to(next((root / "dogs").glob("*.png")))
+    ds = vision.image_folder(str(root), image_size=16, num_workers=0)
+    assert len(ds) == 4 and ds.labels.tolist() == [0, 0, 1, 1]
+    flat = tmp_path / "flat"
+    write_image_folder(flat, None, n=2)
+    (flat / "again.png").symlink_to(next(flat.glob("*.png")))
+    assert len(vision.image_folder(str(flat), image_size=16, num_workers=0)) == 2
+
+
+def test_image_folder_scales_16_bit_grey_to_8_bits_and_refuses_float_pixels(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "deep"
+    root.mkdir()
+    values = np.linspace(0, 65535, 32 * 32).reshape(32, 32).astype(np.uint16)
+    Image.fromarray(values).save(root / "grey16.png")
+    assert Image.open(root / "grey16.png").mode.startswith("I")
+    ds = vision.image_folder(str(root), image_size=32, channels=1, num_workers=0)
+    got = ds.data[0, 0].to(torch.int64)
+    want = torch.from_numpy(np.rint(values / 257.0).astype(np.int64))
+    assert (got - want).abs().max() <= 1 and got.max() == 255 and got.min() == 0
+    assert (got == 255).float().mean() < 0.01  # not clipped to white
+    Image.fromarray(np.zeros((8, 8), dtype=np.float32)).save(tmp_path / "float.tiff")
+    (root / "grey16.png").unlink()
+    (tmp_path / "float.tiff").rename(root / "float.tiff")
+    with pytest.raises(DatasetError, match=r"could not read image .*float.tiff.*floating-point"):
+        vision.image_folder(str(root), num_workers=0)
+
+
 def test_memory_decision_follows_the_budget(tmp_path):
     write_mnist(tmp_path, n=40)
     assert isinstance(vision.mnist(str(tmp_path), download=False), InMemoryDataset)

@@ -9,6 +9,7 @@ a larger one streams through a DataLoader. Labels are kept for metrics.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -16,11 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision import datasets, transforms
-from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader
+from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms.v2 import functional as TF
 
 from gan_exp.data.base import DataSpec, GANDataset, InMemoryDataset, StreamingDataset
@@ -56,12 +58,28 @@ def _check_common(name: str, image_size: int, channels: int, in_memory: Any) -> 
     check_choice("dataset.in_memory", in_memory, AUTO_BOOL)
 
 
+def to_mode(img: Any, mode: str) -> Any:
+    """`img` in 8-bit `mode` ("L" or "RGB"). PIL's own convert clips 16-bit grey values above
+    255 to white; they are scaled to 8 bits instead (v / 257, rounded). 32-bit integer and
+    float images have no agreed 8-bit scale and are refused (the caller names the file)."""
+    from PIL import Image
+
+    if img.mode.startswith("I;16") or img.mode == "I":
+        values = np.asarray(img, dtype=np.int64)
+        if img.mode == "I" and (values.min() < 0 or values.max() > 65535):
+            raise ValueError("32-bit integer pixels outside 0-65535: convert it to 8 or 16 bits")
+        img = Image.fromarray(np.rint(values / 257.0).astype(np.uint8), mode="L")
+    elif img.mode == "F":
+        raise ValueError("floating-point pixels: convert it to an 8- or 16-bit image")
+    return img.convert(mode)
+
+
 def pil_to_uint8(image_size: int, channels: int) -> Callable:
     """PIL image -> (C, S, S) uint8: mode, shorter side resized to S, centre crop S x S."""
     mode = "L" if channels == 1 else "RGB"
     return transforms.Compose(
         [
-            transforms.Lambda(lambda img: img.convert(mode)),
+            transforms.Lambda(functools.partial(to_mode, mode=mode)),
             transforms.Resize(image_size, antialias=True),
             transforms.CenterCrop(image_size),
             transforms.PILToTensor(),
@@ -395,33 +413,65 @@ def celeba(
 
 
 def _load_image(path: Path, transform: Callable) -> Tensor:
+    """One image file through `transform`, in its own mode (torchvision's default loader
+    converts to 8-bit RGB first, clipping 16-bit grey); errors name the file."""
+    from PIL import Image
+
     try:
-        return transform(default_loader(str(path)))
+        with open(path, "rb") as f:
+            image = Image.open(f)
+            image.load()
+        return transform(image)
     except Exception as err:
         raise DatasetError(f"could not read image {path}: {type(err).__name__}: {err}") from err
 
 
-class FlatImageFolder(Dataset):
-    """Every image file directly in one folder (no class subfolders), all labelled 0."""
+def image_files(folder: Path, recursive: bool = True, seen: tuple[set, set] | None = None
+                ) -> list[Path]:
+    """The image files under `folder`, sorted, each read once: symlinks are followed, but a
+    folder is entered once (a symlink loop would repeat it until the OS gives up) and a file
+    reached twice (a link to another image) is taken once. `seen` (folders, files) carries
+    what earlier calls took, so that class folders do not share images either."""
+    seen_dirs, seen_files = seen if seen is not None else (set(), set())
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        info = os.stat(dirpath)
+        dirnames.sort()
+        if (info.st_dev, info.st_ino) in seen_dirs or not recursive and dirpath != str(folder):
+            dirnames[:] = []
+            continue
+        seen_dirs.add((info.st_dev, info.st_ino))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            real = os.path.realpath(path)
+            if path.suffix.lower() in IMG_EXTENSIONS and real not in seen_files:
+                seen_files.add(real)
+                found.append(path)
+    return found
+
+
+class ImageFiles(Dataset):
+    """Image files with their labels: class subfolders (ImageFolder's layout: labels in sorted
+    folder order) or one flat folder (label 0). Reading errors name the file."""
 
     def __init__(self, root: Path, transform: Callable) -> None:
-        self.files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMG_EXTENSIONS)
+        classes = sorted(p for p in root.iterdir() if p.is_dir() and image_files(p))
+        if classes:
+            seen: tuple[set, set] = (set(), set())
+            per_class = [image_files(folder, seen=seen) for folder in classes]
+            files = [(f, label) for label, fs in enumerate(per_class) for f in fs]
+        else:
+            files = [(f, 0) for f in image_files(root, recursive=False)]
+        self.files = [f for f, _ in files]
+        self.targets = [label for _, label in files]
+        self.classes = [p.name for p in classes]
         self.transform = transform
-        self.targets = [0] * len(self.files)
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        return _load_image(self.files[index], self.transform), 0
-
-
-class _CheckedImageFolder(datasets.ImageFolder):
-    """torchvision's ImageFolder, with reading errors that name the file."""
-
-    def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        path, target = self.samples[index]
-        return _load_image(Path(path), self.transform), target
+        return _load_image(self.files[index], self.transform), self.targets[index]
 
 
 def image_folder(
@@ -441,19 +491,10 @@ def image_folder(
     base = _root(root, name)
     if not base.is_dir():
         raise DatasetError(f"dataset.root={base} is not a folder (dataset={name})")
-    transform = pil_to_uint8(image_size, channels)
-    has_classes = any(
-        p.is_dir() and any(f.suffix.lower() in IMG_EXTENSIONS for f in p.rglob("*"))
-        for p in base.iterdir()
-    )
-    source: Dataset
-    if has_classes:
-        try:
-            source = _CheckedImageFolder(str(base), transform=transform, allow_empty=True)
-        except FileNotFoundError as err:
-            raise DatasetError(f"dataset.root={base}: {err}") from err
-    else:
-        source = FlatImageFolder(base, transform)
+    try:
+        source = ImageFiles(base, pil_to_uint8(image_size, channels))
+    except OSError as err:
+        raise DatasetError(f"dataset.root={base}: {err.strerror or err} ({err.filename})") from err
     labels = torch.as_tensor(source.targets, dtype=torch.long)
     if labels.numel() == 0:
         raise DatasetError(
