@@ -5,34 +5,93 @@ uses this module without importing torch."""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from gan_exp.errors import ConfigError, StorageError
 
+LOCK = ".lock"
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a run folder's lock: enough to tell it from a later process with its pid."""
+
+    pid: int
+    host: str = ""
+    started: str = ""  # the process's start time in clock ticks since boot (Linux), and boot
+
+    @staticmethod
+    def me() -> Holder:
+        return Holder(os.getpid(), socket.gethostname(), _started(os.getpid()))
+
+    def alive(self) -> bool:
+        """Whether the holder still runs. On another host that cannot be checked: alive."""
+        if self.host and self.host != socket.gethostname():
+            return True
+        if not self.pid or not pid_alive(self.pid):
+            return False
+        return not self.started or _started(self.pid) in ("", self.started)
+
+    def describe(self) -> str:
+        where = f" on {self.host}" if self.host and self.host != socket.gethostname() else ""
+        return f"process {self.pid}{where}"
+
+
+def _started(pid: int) -> str:
+    """`<start ticks>@<boot id>` of a live Linux process, "" where /proc cannot tell."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+    fields = stat.rsplit(")", 1)[-1].split()
+    return f"{fields[19]}@{boot}" if len(fields) > 19 else ""
+
+
+def read_holder(run_dir: Path) -> Holder | None:
+    """The lock's holder (None: no lock, or one that cannot be read); a lock from an older
+    gan_exp holds only a pid."""
+    try:
+        text = (run_dir / LOCK).read_text().strip()
+    except OSError:
+        return None
+    try:
+        data = json.loads(text)
+        if isinstance(data, int):
+            return Holder(data)
+        return Holder(int(data["pid"]), str(data.get("host", "")), str(data.get("started", "")))
+    except (ValueError, KeyError, TypeError):
+        return None
+
 
 @contextmanager
 def run_folder_lock(run_dir: Path) -> Iterator[None]:
-    """One live run per folder: a lock file holding the owner's pid.
+    """One live run per folder: a lock file naming its holder (pid, host, start time).
 
-    A lock left by a killed run (its pid no longer alive) is taken over.
+    A lock whose holder has ended (a killed run, or a pid since reused by another process) is
+    taken over; one held from another host is refused, since its liveness cannot be checked.
     """
-    lock = run_dir / ".lock"
+    lock = run_dir / LOCK
+    if lock.is_dir():
+        raise StorageError(f"{lock} is a folder, not a run's lock file; remove it to use "
+                           f"run folder {run_dir}")
+    me = Holder.me()
     for _ in range(2):
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             break
         except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and pid != os.getpid() and pid_alive(pid):
+            holder = read_holder(run_dir)
+            if holder is not None and holder.pid != me.pid and holder.alive():
                 raise ConfigError(
-                    f"run folder {run_dir} is in use by process {pid}; choose another "
-                    "hydra.run.dir or wait for that run"
+                    f"run folder {run_dir} is in use by {holder.describe()}; choose another "
+                    f"hydra.run.dir or wait for that run (if it has ended, remove {lock})"
                 ) from None
             lock.unlink(missing_ok=True)
         except OSError as err:
@@ -42,7 +101,7 @@ def run_folder_lock(run_dir: Path) -> Iterator[None]:
     else:
         raise ConfigError(f"could not lock run folder {run_dir}")
     with os.fdopen(fd, "w") as f:
-        f.write(str(os.getpid()))
+        f.write(json.dumps({"pid": me.pid, "host": me.host, "started": me.started}))
     try:
         yield
     finally:

@@ -27,7 +27,7 @@ import yaml
 
 from gan_exp.atomic import atomic_write_bytes, atomic_write_text
 from gan_exp.keys import NOT_SETTINGS
-from gan_exp.lock import pid_alive
+from gan_exp.lock import read_holder
 
 IGNORED = NOT_SETTINGS  # overrides that never define a setting
 SEED_KEYS = ("seed",)
@@ -119,15 +119,9 @@ def read_job(path: Path) -> Job:
     stops = [m.group(1) for line in lines if (m := STOPPED.search(line))]
     last_start = max((i for i, line in enumerate(lines) if "] - run " in line), default=-1)
     finished = any("] - finished " in line for line in lines[last_start + 1:])
-    lock = path / ".lock"
-    pid = None
-    if lock.is_file():
-        try:
-            pid = int(lock.read_text().strip() or 0)
-        except (OSError, ValueError):
-            pid = None
+    holder = read_holder(path)
     wanted = steps_wanted(path)
-    if pid and pid_alive(pid):
+    if holder is not None and holder.alive():
         job.status, job.reason = "running", f"at step {job.step or 0} of {wanted or '?'}"
     elif errors and not finished:
         job.status, job.reason = "failed", errors[-1]

@@ -101,3 +101,31 @@ def test_a_one_image_folder_is_refused_as_too_small_with_one_message(tmp_path):
         assert len(errors) == 1 and "(1 samples of shape" in errors[0], out
         assert "is too small to train: a batch needs at least 2 samples" in errors[0]
         assert not (tmp_path / "run").exists()
+
+
+def test_the_run_lock_names_its_holder_and_outlives_neither_it_nor_a_reused_pid(tmp_path):
+    import os
+
+    import pytest
+
+    from gan_exp.errors import ConfigError, StorageError
+    from gan_exp.lock import Holder, read_holder, run_folder_lock
+
+    with run_folder_lock(tmp_path):
+        assert read_holder(tmp_path) == Holder.me() and Holder.me().alive()
+    assert not (tmp_path / ".lock").exists()
+    lock = tmp_path / ".lock"
+    # the pid is alive (this test's parent) but belongs to another process than the holder
+    lock.write_text(json.dumps({"pid": os.getppid(), "host": Holder.me().host,
+                                "started": "1@another-boot"}))
+    with run_folder_lock(tmp_path):
+        pass
+    lock.write_text(json.dumps({"pid": 1, "host": "node-7", "started": "5@b"}))
+    with pytest.raises(ConfigError, match="in use by process 1 on node-7.*remove .*\\.lock"):
+        with run_folder_lock(tmp_path):
+            pass
+    lock.unlink()
+    lock.mkdir()
+    with pytest.raises(StorageError, match=r"\.lock is a folder, not a run's lock file"):
+        with run_folder_lock(tmp_path):
+            pass
