@@ -5,6 +5,7 @@ uses this module without importing torch."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -16,6 +17,18 @@ from pathlib import Path
 from gan_exp.errors import ConfigError, StorageError
 
 LOCK = ".lock"
+NAME_MAX = 255  # bytes in one file or folder name on Linux, macOS and Windows file systems
+
+
+def folder_name(name: str) -> str:
+    """`name` as a folder name the file system takes: a longer one (a sweep job's overrides)
+    keeps its start and ends in a hash of the whole, the same every time, so a re-run sweep
+    finds the same folder."""
+    if len(os.fsencode(name)) <= NAME_MAX:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:12]
+    head = os.fsencode(name)[: NAME_MAX - 13].decode(errors="ignore")
+    return f"{head}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -120,6 +133,12 @@ def pid_alive(pid: int) -> bool:
 
 def make_folder(path: Path) -> list[Path]:
     """Create `path` (and missing parents); return the folders created, deepest first."""
+    too_long = [part for part in path.parts if len(os.fsencode(part)) > NAME_MAX]
+    if too_long:
+        raise StorageError(
+            f"cannot create run folder {path}: its name {too_long[0][:40]}... is "
+            f"{len(os.fsencode(too_long[0]))} bytes, and file systems allow {NAME_MAX}"
+        )
     made = []
     probe = path
     while not probe.exists():

@@ -37,7 +37,7 @@ from gan_exp.errors import (
     StorageError,
     TrainingDiverged,
 )
-from gan_exp.lock import make_folder, remove_empty
+from gan_exp.lock import folder_name, make_folder, remove_empty
 
 __all__ = ["CONF_DIR", "compose_config", "main"]
 
@@ -47,6 +47,8 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 # hydra.run.dir in conf/train.yaml: a resumed run writes into its own folder again
 OmegaConf.register_new_resolver("gan_exp_run_dir", checkpoint.run_dir_of, replace=True)
+# hydra.sweep.subdir: a job folder's name, shortened where a file system would refuse it
+OmegaConf.register_new_resolver("gan_exp_folder_name", folder_name, replace=True)
 
 
 class _Folders:

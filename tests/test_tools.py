@@ -121,11 +121,31 @@ def test_the_run_lock_names_its_holder_and_outlives_neither_it_nor_a_reused_pid(
     with run_folder_lock(tmp_path):
         pass
     lock.write_text(json.dumps({"pid": 1, "host": "node-7", "started": "5@b"}))
-    with pytest.raises(ConfigError, match="in use by process 1 on node-7.*remove .*\\.lock"):
-        with run_folder_lock(tmp_path):
-            pass
+    with pytest.raises(ConfigError, match="in use by process 1 on node-7.*remove .*\\.lock"), \
+            run_folder_lock(tmp_path):
+        pass
     lock.unlink()
     lock.mkdir()
-    with pytest.raises(StorageError, match=r"\.lock is a folder, not a run's lock file"):
-        with run_folder_lock(tmp_path):
-            pass
+    with pytest.raises(StorageError, match=r"\.lock is a folder, not a run's lock file"), \
+            run_folder_lock(tmp_path):
+        pass
+
+
+def test_folder_names_past_the_file_system_limit(tmp_path):
+    """A run folder named longer than a file system allows is refused in one line; a sweep
+    job's folder (named by its overrides) is shortened with a stable hash instead."""
+    long = "x" * 300
+    proc = subprocess.run(
+        [sys.executable, "-m", "gan_exp.train", "dataset=ring", "debug=fast",
+         f"hydra.run.dir={tmp_path / long}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr, proc.stderr
+    assert "is 300 bytes, and file systems allow 255" in proc.stderr
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run(
+        [sys.executable, "-m", "gan_exp.train", "-m", "dataset=ring", "debug=fast",
+         "train.steps=2", "log.progress=false", f"metrics.cache_dir=c{long},d{long}",
+         f"hydra.sweep.dir={sweep}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert len(jobs) == 2 and all(len(name) == 255 for name in jobs), proc.stderr
+    assert all((sweep / name / "metrics.json").is_file() for name in jobs), proc.stderr
