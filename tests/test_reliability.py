@@ -286,7 +286,8 @@ def test_sigterm_saves_a_checkpoint_and_exits(tmp_path):
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, out
     saved = checkpoint.latest(run)
-    assert saved is not None and "stopped by SIGTERM" in out and f"resume={run}" in out
+    assert saved is not None and "stopped by SIGTERM" in out
+    assert f"resume with \"resume='{run}'\"" in out  # pasteable: quoted for the shell and Hydra
     assert checkpoint.load(saved)["step"] > 0
 
 
