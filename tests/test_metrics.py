@@ -3,6 +3,7 @@
 import json
 import logging
 import math
+import re
 
 import pytest
 import torch
@@ -222,10 +223,26 @@ def test_evaluate_script_scores_a_checkpoint(tmp_path, capsys):
         )
         == 0
     )
-    scores = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    scores = json.loads(captured.out)
     assert scores["step"] == 6 and "metrics/modes" in scores
     assert out.read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((tmp_path / "s.json").read_text()) == scores
+    # what was scored and where the files went, on stderr (stdout stays JSON)
+    assert "step_0000006.pt (step 6), 300 generated samples" in captured.err
+    assert f"sample grid written to {out}" in captured.err
     assert evaluate_main([str(tmp_path / "missing")]) == 2
+    assert "missing: no such run folder or checkpoint file" in capsys.readouterr().err
+    # output paths are refused before any scoring, naming the flag; nothing is written
+    afile = tmp_path / "a_file"
+    afile.write_text("x")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    for args, message in [(["--out", str(tmp_path / "nowhere" / "g.png")], "--out .*nowhere"),
+                          (["--json", str(afile / "s.json")], "--json .*a_file is a file")]:
+        assert evaluate_main([str(tmp_path / "run"), "--device", "cpu", *args]) == 3
+        err = capsys.readouterr().err
+        assert re.search(message, err) and "checkpoint" not in err, err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
 
 
 def test_unlabelled_folder_gets_rotation_features_that_separate_real_from_noise(tmp_path, caplog):
