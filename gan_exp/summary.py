@@ -61,9 +61,10 @@ def _overrides(path: Path) -> dict[str, str]:
         warn(f"{found}: unreadable ({type(err).__name__}); its settings are read from the "
              "folder name")
         items = None
-    if not isinstance(items, list) or not items:
-        # no record (an old or foreign folder): Hydra's folder name, `[<job number>_]<overrides>`
-        items = re.sub(r"^\d+_", "", path.name).split(",")
+    if not isinstance(items, list):
+        # no record (an old or foreign folder): Hydra's job folder name, `[<number>_]<overrides>`
+        name = re.sub(r"^\d+_", "", path.name)
+        items = name.split(",") if "=" in name else []
     out = {}
     for item in items:
         key, _, value = str(item).lstrip("+~").partition("=")
@@ -217,7 +218,8 @@ def markdown(rows: list[Row], keys: list[str], metrics: list[str]) -> str:
             *[f"best {m}" for m in short], "reason"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        seeds = ",".join(sorted(j.overrides.get("seed", "") for j in row.jobs)) or "-"
+        seeds = ",".join(sorted(j.overrides["seed"] for j in row.jobs if "seed" in j.overrides))
+        seeds = seeds or "-"
         cells = [*row.setting, row.status, seeds,
                  *[_fmt([j.final[m] for j in row.jobs if m in j.final]) for m in metrics],
                  *[_fmt([j.best[m] for j in row.jobs if m in j.best]) for m in metrics],
@@ -236,7 +238,7 @@ def csv_text(rows: list[Row], keys: list[str], metrics: list[str]) -> str:
     out.writerow(head)
     for row in rows:
         line: list[Any] = [*row.setting, row.status, len(row.jobs),
-                           " ".join(sorted(j.overrides.get("seed", "") for j in row.jobs)),
+                           " ".join(sorted(j.overrides.get("seed", "-") for j in row.jobs)),
                            row.reason]
         for kind in ("final", "best"):
             for m in metrics:
@@ -257,8 +259,8 @@ def plot_curves(path: Path, rows: list[Row], keys: list[str], metrics: list[str]
     except ImportError:
         return False
     shown = metrics[:6]
-    if not shown:
-        return False
+    if not shown or max((len(j.history) for r in rows for j in r.jobs), default=0) < 2:
+        return False  # one evaluation per job is a dot, not a curve: the table has it
     fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.4), squeeze=False)
     for ax, metric in zip(axes[0], shown, strict=True):
         for row in rows:
@@ -302,17 +304,24 @@ def summarize(sweep: Path, out: Path | None = None) -> str:
     for job in jobs:
         counts[job.status] += 1
     table = markdown(rows, keys, metrics)
-    text = (f"# Sweep {sweep}\n\n{len(jobs)} jobs: "
+    blank = " A blank cell: that job did not set the key (its config's default)." if any(
+        "" in row.setting for row in rows) else ""
+    single = " (not a Hydra multirun folder: no multirun.yaml)" if not (
+        sweep / "multirun.yaml").is_file() else ""
+    text = (f"# Sweep {sweep}{single}\n\n{len(jobs)} jobs: "
             + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-            + f". Swept: {', '.join(keys) or 'nothing'}; seeds grouped.\n\n{table}\n")
+            + f". Swept: {', '.join(keys) or 'nothing'}; seeds grouped.{blank}\n\n{table}\n")
     out = out or sweep
     try:
         atomic_write_text(out / "summary.md", text)
         atomic_write_text(out / "summary.csv", csv_text(rows, keys, metrics))
-        plot_curves(out / "summary_curves.png", rows, keys, metrics)
+        curves = plot_curves(out / "summary_curves.png", rows, keys, metrics)
     except OSError as err:
         err.summary = text  # type: ignore[attr-defined]
         raise
+    written = ["summary.md", "summary.csv"] + (["summary_curves.png"] if curves else [])
+    warn(f"wrote {', '.join(written)} into {out}" + ("" if curves else
+         " (no curves: fewer than two evaluations per job)"))
     return text
 
 

@@ -151,7 +151,7 @@ def test_optuna_study_survives_a_diverging_trial_and_records_the_best(tmp_path):
 
 def test_summary_groups_seeds_and_keeps_the_failed_job(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = cli(["-m", *TOY, "train.steps=30", "metrics.every=30", "loss=gan,wgan",
+    proc = cli(["-m", *TOY, "train.steps=30", "metrics.every=15", "loss=gan,wgan",
                 "seed=0,1", f"hydra.sweep.dir={sweep}"], tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     bad = cli(["-m", *TOY, "train.steps=30", "metrics.every=30", "loss=gan", "seed=2",

@@ -30,17 +30,31 @@ def summarize(*args: str) -> subprocess.CompletedProcess:
 def test_summary_reads_damaged_records_and_says_which(tmp_path):
     sweep = tmp_path / "sweep"
     fake_job(sweep / "0_loss=gan,seed=0", "- loss=gan\n- seed=0\n",
-             [{"step": 10, "metrics/modes": 7.0}, {"metrics/modes": 8.0}])  # no step
+             [{"step": 10, "metrics/modes": 7.0}, {"step": 20, "metrics/modes": 7.5},
+              {"metrics/modes": 8.0}])  # the last entry has no step
     fake_job(sweep / "1_loss=hinge,seed=0", "- [unclosed\n", [{"step": 10, "metrics/modes": 8.0}])
     proc = summarize(str(sweep))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "| gan | finished |" in proc.stdout and "| hinge | finished |" in proc.stdout
     err = proc.stderr.strip().splitlines()
-    assert len(err) == 2 and "Traceback" not in proc.stderr
+    assert len(err) == 3 and "Traceback" not in proc.stderr
+    assert err[-1] == f"summarize: wrote summary.md, summary.csv, summary_curves.png into {sweep}"
     assert any("1_loss=hinge,seed=0/.hydra/overrides.yaml: unreadable" in e for e in err)
     assert any("0_loss=gan,seed=0/metrics.json: 1 history entries without a step" in e
                for e in err)
     assert (sweep / "summary.csv").read_text().startswith("loss,status,n,seeds")
+
+
+def test_summary_of_a_folder_of_single_runs_invents_no_setting(tmp_path):
+    """outputs/runs is not a multirun folder: runs without overrides are one row, said so."""
+    runs = tmp_path / "runs"
+    fake_job(runs / "2026-12-01_08-00-00-000001_gan_mlp_digits", "[]\n", [])
+    fake_job(runs / "2026-12-01_09-00-00-000002_gan_mlp_digits", "[]\n", [])
+    proc = summarize(str(runs))
+    assert proc.returncode == 0, proc.stderr
+    assert "(not a Hydra multirun folder: no multirun.yaml)" in proc.stdout
+    assert "Swept: nothing" in proc.stdout and "| finished | - |" in proc.stdout
+    assert "no curves: fewer than two evaluations per job" in proc.stderr
 
 
 def test_summary_that_cannot_write_its_files_still_prints_the_table(tmp_path):
