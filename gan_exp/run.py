@@ -135,7 +135,9 @@ def prepare(
     seed_everything(int(cfg.seed))  # the loop's randomness does not depend on how models were built
     evaluator = Evaluator(cfg, parts.dataset, device) if cfg.metrics.enabled else None
     check_optimized_metric(cfg, evaluator)
-    trainer = Trainer(cfg, run_dir, parts, device, evaluator, choices=dict(choices))
+    # a resumed run keeps recording its own group choices, not the resume command's defaults
+    run_choices = dict(state.get("choices") or choices) if state is not None else dict(choices)
+    trainer = Trainer(cfg, run_dir, parts, device, evaluator, choices=run_choices)
     if state is not None and resume_from is not None:
         trainer.load_state_dict(state, resume_from)
     return Prepared(cfg, trainer, resume_from, list(overrides))

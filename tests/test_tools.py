@@ -163,3 +163,29 @@ def test_folder_names_past_the_file_system_limit(tmp_path):
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     assert len(jobs) == 2 and all(len(name) == 255 for name in jobs), proc.stderr
     assert all((sweep / name / "metrics.json").is_file() for name in jobs), proc.stderr
+
+
+def test_a_resumed_run_records_its_own_choices_so_the_requeue_form_still_resumes(tmp_path):
+    """`resume=RUN train.steps=N` on a preset run must not record the resume command's default
+    choices (model=mlp, dataset=digits, experiment=null) in its new checkpoints."""
+    from gan_exp import checkpoint
+
+    run = tmp_path / "run"
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "gan_exp.train", *args, "checkpoint.every=2",
+             "metrics.every=100", "log.progress=false", "metrics.toy_samples=200"],
+            cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+    first = cli("experiment=pacgan_ring", "train.steps=2", f"hydra.run.dir={run}")
+    assert first.returncode == 0, first.stderr
+    plain = cli(f"resume={run}", "train.steps=4")
+    assert plain.returncode == 0, plain.stderr
+    choices = checkpoint.load(checkpoint.latest(run))["choices"]
+    assert (choices["experiment"], choices["dataset"], choices["model"]) == (
+        "pacgan_ring", "ring", "toy_mlp")
+    requeued = cli("experiment=pacgan_ring", "train.steps=6", "resume=auto",
+                   f"hydra.run.dir={run}")
+    assert requeued.returncode == 0, requeued.stderr
+    assert checkpoint.latest(run).name == "step_0000006.pt"
