@@ -118,6 +118,40 @@ def resolve(resume: str | None, run_dir: Path) -> Path | None:
     return path
 
 
+def step_of(path: Path) -> int:
+    return int(path.stem.split("_")[1])
+
+
+def holds_a_run(folder: Path) -> bool:
+    """Whether `folder` holds a run's files (checkpoints, its record, its log or events)."""
+    return bool(listing(folder)) or (folder / ".hydra").is_dir() or any(
+        (folder / name).exists() for name in ("train.log", "metrics.json")
+    ) or any(folder.glob("events.out.tfevents.*"))
+
+
+def check_resume_folder(resume_from: Path, step: int, run_dir: Path) -> None:
+    """A resume continues in its checkpoint's own run folder, or branches into a new, empty
+    one: it never trains inside another run's folder (whose checkpoints rotation would then
+    delete), nor over newer checkpoints of its own run without being told to."""
+    own = Path(run_dir_of(str(resume_from), str(resume_from.parent)))
+    if own.resolve() != run_dir.resolve():
+        if holds_a_run(run_dir):
+            raise CheckpointError(
+                f"resume={resume_from} with hydra.run.dir={run_dir}: that folder holds another "
+                f"run; a resume continues in its checkpoint's own folder {own} (leave "
+                "hydra.run.dir out) or branches into a new, empty folder (hydra.run.dir=NEW)"
+            )
+        return
+    newer = [p for p in listing(run_dir) if step_of(p) > step]
+    if newer:
+        raise CheckpointError(
+            f"resume={resume_from} is step {step}, older than this run's newest checkpoint "
+            f"{newer[-1].name}: training in {run_dir} would delete "
+            f"{', '.join(p.name for p in newer)} and hide TensorBoard's later steps. Branch "
+            "into a new folder instead, leaving this run as it is: add hydra.run.dir=NEW"
+        )
+
+
 def missing_target(resume: str) -> str:
     """The message for a resume target that does not exist (checked before Hydra makes folders)."""
     path = Path(resume).expanduser()

@@ -112,6 +112,7 @@ def prepare(
     state = None
     if resume_from is not None:
         state = checkpoint.load(resume_from)
+        checkpoint.check_resume_folder(resume_from, int(state["step"]), run_dir)
         cfg = checkpoint.config_for_resume(state, overrides, resume_from, choices)
         validate(cfg)
         step, steps = int(state["step"]), int(cfg.train.steps)

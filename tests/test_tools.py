@@ -189,3 +189,39 @@ def test_a_resumed_run_records_its_own_choices_so_the_requeue_form_still_resumes
                    f"hydra.run.dir={run}")
     assert requeued.returncode == 0, requeued.stderr
     assert checkpoint.latest(run).name == "step_0000006.pt"
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def test_a_resume_never_trains_in_another_runs_folder_nor_over_newer_checkpoints(tmp_path):
+    run_a, run_b, branch = tmp_path / "a", tmp_path / "b", tmp_path / "branch"
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "gan_exp.train", "dataset=ring", "debug=fast",
+             "checkpoint.every=2", "checkpoint.keep=5", *args],
+            cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+    for run, seed in ((run_a, 0), (run_b, 1)):
+        done = cli("train.steps=4", f"seed={seed}", f"hydra.run.dir={run}")
+        assert done.returncode == 0, done.stderr
+    before = snapshot(run_a)
+    into_other = cli(f"resume={run_b}/checkpoints/step_0000004.pt", f"hydra.run.dir={run_a}",
+                     "train.steps=6")
+    assert into_other.returncode == 2, into_other.stdout
+    out = into_other.stdout + into_other.stderr
+    assert f"hydra.run.dir={run_a}: that folder holds another run" in out
+    older = cli(f"resume={run_a}/checkpoints/step_0000002.pt", "train.steps=6")
+    assert older.returncode == 2, older.stdout
+    out = older.stdout + older.stderr
+    assert "older than this run's newest checkpoint step_0000004.pt" in out
+    assert "would delete step_0000004.pt" in out and "hydra.run.dir=NEW" in out
+    assert snapshot(run_a) == before
+    branched = cli(f"resume={run_a}/checkpoints/step_0000002.pt", f"hydra.run.dir={branch}",
+                   "train.steps=6")
+    assert branched.returncode == 0, branched.stderr
+    assert (branch / "checkpoints" / "step_0000006.pt").is_file()
+    assert snapshot(run_a) == before
