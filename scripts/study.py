@@ -34,10 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STUDY = ("reference", "toys", "toys_dragan_paper", "digits", "digits_dragan_paper")
 QUICK = ("debug=fast", "train.steps=20", "seed=0")  # every sweep as a 20-step smoke test
 DATA = yaml.safe_load((ROOT / "scripts" / "study.yaml").read_text())
-TOY = ["metrics/modes", "metrics/high_quality_pct", "metrics/mode_kl"]
-IMAGE = ["metrics/fd_classifier", "metrics/precision", "metrics/recall", "metrics/coverage",
-         "metrics/classes_hit"]
-DIAGNOSTICS = ["critic/real", "critic/fake", "loss/penalty", "loss/d", "loss/g"]
+TOY, IMAGE, DIAGNOSTICS = (DATA["tags"][k] for k in ("toy", "image", "diagnostics"))
 
 
 def run_sweeps(names: list[str], out: Path, jobs: int, extra: tuple[str, ...]) -> bool:
@@ -229,9 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     for path, flag in ((out, "--out"), (docs, "--docs")):
         if path.exists() and not path.is_dir():
             parser.error(f"{flag} {path}: is a file, not a folder")
-    start, ok = time.perf_counter(), True
-    if not args.report_only:
-        ok = run_sweeps(list(args.only or names), out, args.jobs, QUICK if args.quick else ())
+    start = time.perf_counter()
+    ok = args.report_only or run_sweeps(list(args.only or names), out, args.jobs,
+                                        QUICK if args.quick else ())
     wall = time.perf_counter() - start
     flags = " --long" if args.long else " --quick" if args.quick else ""
     head = (f"Written by `python scripts/study.py{flags}` on {machine()}. "
@@ -240,8 +237,10 @@ def main(argv: list[str] | None = None) -> int:
                "time (finished runs it found are not trained again)."))
     if args.quick:
         head += " **Quick mode: 20 steps per run, a smoke test; the numbers mean nothing.**"
-    found, missing = collect(out, names)
-    print(f"study: wrote {report(found, missing, docs, head, args.long)}")
+    if not (found := collect(out, names))[0]:  # never replace a report with an empty one
+        print(f"study: no runs under {out}; {docs} left as it is", file=sys.stderr)
+        return 2
+    print(f"study: wrote {report(*found, docs, head, args.long)}")
     return 0 if ok else 1
 
 

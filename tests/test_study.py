@@ -112,3 +112,10 @@ def test_bad_study_arguments_are_refused_with_one_line_and_change_nothing(tmp_pa
         assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
         assert "Traceback" not in proc.stderr
     assert afile.read_text() == "x" and sorted(tmp_path.iterdir()) == [afile]
+    # a report with no runs behind it never replaces one (the committed docs/ included)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "results.md").write_text("kept\n")
+    proc = study("--report-only", "--out", str(tmp_path / "no_runs"), "--docs", str(docs))
+    assert proc.returncode == 2 and "no runs under" in proc.stderr, proc.stderr
+    assert (docs / "results.md").read_text() == "kept\n" and len(list(docs.iterdir())) == 1
