@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from gan_exp.atomic import atomic_write_bytes, atomic_write_text
+from gan_exp.directions import arrow
 from gan_exp.keys import NOT_SETTINGS
 from gan_exp.lock import read_holder
 
@@ -213,7 +214,7 @@ def metric_names(jobs: list[Job]) -> list[str]:
 
 
 def markdown(rows: list[Row], keys: list[str], metrics: list[str]) -> str:
-    short = [m.removeprefix("metrics/") for m in metrics]
+    short = [f"{m.removeprefix('metrics/')} {arrow(m)}".strip() for m in metrics]
     head = [*keys, "status", "seeds", *[f"final {m}" for m in short],
             *[f"best {m}" for m in short], "reason"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -310,7 +311,8 @@ def summarize(sweep: Path, out: Path | None = None) -> str:
         sweep / "multirun.yaml").is_file() else ""
     text = (f"# Sweep {sweep}{single}\n\n{len(jobs)} jobs: "
             + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-            + f". Swept: {', '.join(keys) or 'nothing'}; seeds grouped.{blank}\n\n{table}\n")
+            + f". Swept: {', '.join(keys) or 'nothing'}; seeds grouped; ↑ higher is better, "
+            f"↓ lower.{blank}\n\n{table}\n")
     out = out or sweep
     try:
         atomic_write_text(out / "summary.md", text)

@@ -36,6 +36,7 @@ def test_summary_reads_damaged_records_and_says_which(tmp_path):
     proc = summarize(str(sweep))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "| gan | finished |" in proc.stdout and "| hinge | finished |" in proc.stdout
+    assert "| final modes ↑ |" in proc.stdout and "↑ higher is better" in proc.stdout
     err = proc.stderr.strip().splitlines()
     assert len(err) == 3 and "Traceback" not in proc.stderr
     assert err[-1] == f"summarize: wrote summary.md, summary.csv, summary_curves.png into {sweep}"

@@ -8,26 +8,10 @@ import math
 from pathlib import Path
 
 from gan_exp.atomic import atomic_write_text
+from gan_exp.directions import HIGHER_IS_BETTER, LOWER_IS_BETTER
 
-# Which way is better; metrics not listed are recorded without a "best".
-HIGHER_IS_BETTER = {
-    "metrics/modes",
-    "metrics/high_quality_pct",
-    "metrics/precision",
-    "metrics/recall",
-    "metrics/density",
-    "metrics/coverage",
-    "metrics/classes_hit",
-    "metrics/is_inception",
-}
-LOWER_IS_BETTER = {
-    "metrics/mode_kl",
-    "metrics/fd_classifier",
-    "metrics/kid_classifier",
-    "metrics/class_kl",
-    "metrics/fid_inception",
-    "metrics/kid_inception",
-}
+# metrics not in HIGHER_IS_BETTER or LOWER_IS_BETTER are recorded without a "best"
+__all__ = ["HIGHER_IS_BETTER", "LOWER_IS_BETTER", "MetricsTracker"]
 
 
 def _better(key: str, new: float, old: float) -> bool:
