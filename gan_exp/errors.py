@@ -7,7 +7,8 @@
 | 3    | `TrainingDiverged` | stopped during training: NaN/inf or an exploding critic        |
 | 3    | `StorageError`     | stopped during training: a file could not be written (full     |
 |      |                    | disk, read-only folder); the checkpoints already saved are kept |
-| 128+N| `Interrupted`      | signal N (SIGINT 130, SIGTERM 143, SIGUSR2 140 under submitit) |
+| 128+N| `Interrupted`      | signal N (SIGHUP 129, SIGINT 130, SIGTERM 143; SIGUSR2 140    |
+|      |                    | under submitit): a checkpoint of the step reached was saved    |
 
 Hydra refuses unknown group options and misspelled keys before the app runs (exit 1, with the
 available options listed).

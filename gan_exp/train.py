@@ -26,7 +26,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from gan_exp import checkpoint
+from gan_exp import checkpoint, signals
 from gan_exp.atomic import atomic_write_text
 from gan_exp.config import CONF_DIR, SPECIALISING, compose_config
 from gan_exp.errors import (
@@ -43,7 +43,6 @@ __all__ = ["CONF_DIR", "compose_config", "main"]
 
 log = logging.getLogger("gan_exp")
 FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 # hydra.run.dir in conf/train.yaml: a resumed run writes into its own folder again
 OmegaConf.register_new_resolver("gan_exp_run_dir", checkpoint.run_dir_of, replace=True)
@@ -77,6 +76,11 @@ class RunFolderGuard(Callback):
         with open_dict(config):
             config.hydra.sweep.dir = sweep_dir
         _check_creatable(Path(sweep_dir), "hydra.sweep.dir")
+        if "submitit" not in str(config.hydra.launcher.get("_target_", "")):
+            signals.in_sweep_parent()  # the jobs checkpoint and stop; then the report below
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        signals.report_stopped_sweep(Path(str(config.hydra.sweep.dir)), sys.argv[1:])
 
 
 def _check_creatable(folder: Path, option: str) -> list[Path]:
@@ -169,28 +173,12 @@ class RunRecord:
             self.file.close()
 
 
-def _startup_signal(signum: int, frame: Any) -> None:
-    raise StartupInterrupted(signum)
-
-
 def _import_training_code() -> Any:
     """`gan_exp.run`, imported here in the process that trains: a sweep's launcher process
-    (joblib, submitit) then never loads torch (~2.5 s of its start-up).
-
-    SIGTERM/SIGINT are held during the import and delivered right after it: an exception
-    raised from a signal handler inside an import can be swallowed by a library's own
-    `except Exception` and leave modules half-initialised (seen: numpy, then a RecursionError
-    seconds later instead of a clean stop).
-    """
-    if not hasattr(signal, "pthread_sigmask"):
+    (joblib, submitit) then never loads torch (~2.5 s of its start-up). Stop signals are held
+    during the import and delivered right after it (gan_exp.signals.held)."""
+    with signals.held():
         from gan_exp import run
-
-        return run
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
-        from gan_exp import run
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
     return run
 
 
@@ -218,10 +206,16 @@ def applied_choices(hc: Any) -> dict[str, str | None]:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    run = _import_training_code()
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     run_dir = Path(hc.runtime.output_dir)
+    if multirun and "submitit" not in str(hc.launcher.get("_target_", "")):
+        signals.in_sweep_job()
+        if signals.requested() is not None:  # the sweep was stopped before this job started
+            name = signal.Signals(signals.requested()).name
+            log.warning("%s not started: the sweep was stopped by %s", run_dir.name, name)
+            return None
+    run = _import_training_code()
     record = RunRecord(run_dir)
     try:
         if multirun:  # a sweep job's folder is its own: record it even if it is refused
@@ -240,6 +234,9 @@ def _hydra_main(cfg: DictConfig) -> float | None:
             log.warning("stopped by %s; submitit requeues the job, which resumes from it", stop)
             record.close()
             stop.handover(stop.signum, None)
+        if multirun:  # the sweep's parent reports every job and the command that resumes them
+            log.warning("stopped by %s", stop)
+            return None
         log.warning("stopped by %s; resume with %s", stop, resume_argument(run_dir))
         sys.exit(stop.exit_status)
     except GanExpError as err:
@@ -287,7 +284,7 @@ def _check_resume_argument(argv: list[str]) -> None:
 def main() -> None:
     """The console entry point: `gan-exp-train` and `python -m gan_exp.train`."""
     _check_resume_argument(sys.argv[1:])
-    previous = {sig: signal.signal(sig, _startup_signal) for sig in STOP_SIGNALS}
+    previous = {sig: signal.signal(sig, signals.raise_at_startup) for sig in signals.STOP_SIGNALS}
     try:
         _hydra_main()
     except StartupInterrupted as stop:

@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from tqdm import tqdm
 
-from gan_exp import checkpoint, speed
+from gan_exp import checkpoint, signals, speed
 from gan_exp.components import Components
 from gan_exp.errors import ConfigError, Interrupted, TrainingDiverged, check_choice
 from gan_exp.metrics import Evaluator
@@ -326,34 +326,16 @@ class Trainer:
 
     @contextmanager
     def stop_on_signals(self) -> Iterator[None]:
-        """SIGINT/SIGTERM only set a flag; the loop saves and stops at the end of the step.
-
-        Under submitit (hydra/launcher=slurm or local) SIGTERM is left to submitit, which
-        ignores it, and its preemption/timeout signal (USR2) is taken instead: the loop saves a
-        checkpoint, then hands the signal back to submitit, which requeues the job.
-        """
-        self.stop_signal: int | None = None
-        self.handover: Any = None
-
-        def handler(signum: int, frame: Any) -> None:
-            self.stop_signal = signum
-
-        previous = {}
+        """A stop signal only records itself (gan_exp.signals); the loop saves and stops at the
+        end of the step. Under submitit SIGTERM is left to submitit, which ignores it, and its
+        preemption/timeout signal (USR2) is taken instead: the loop saves a checkpoint, then
+        hands the signal back to submitit, which requeues the job."""
         submitit = submitit_handler()
-        wanted = [signal.SIGINT, signal.SIGTERM]
-        if submitit is not None:
-            wanted = [signal.SIGINT, submitit[0]]
-            self.handover = submitit[1]
-        try:
-            for sig in wanted:
-                previous[sig] = signal.signal(sig, handler)
-        except ValueError:  # not the main thread: leave signals alone
-            pass
-        try:
+        self.handover: Any = None if submitit is None else submitit[1]
+        sigs = signals.STOP_SIGNALS if submitit is None else tuple(
+            s for s in (*signals.STOP_SIGNALS, submitit[0]) if s != signal.SIGTERM)
+        with signals.handling(signals.request, sigs):
             yield
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
 
     def run(self, logger: RunLogger) -> dict[str, float]:
         cfg = self.cfg
@@ -373,6 +355,9 @@ class Trainer:
         if self.step == 0:
             logger.image("samples", self.preview(), 0)
         with self.stop_on_signals():
+            if signals.requested() is not None:  # a sweep job stopped during its start-up
+                bar.close()
+                raise Interrupted(signals.requested(), self.step, None)
             while self.step < steps:
                 self.train_step()
                 bar.update(1)
@@ -396,10 +381,11 @@ class Trainer:
                 saved = None
                 if self.step % checkpoint_every == 0 or done:
                     saved = self.checkpoint()
-                if self.stop_signal is not None:
+                stop_signal = signals.requested()
+                if stop_signal is not None:
                     bar.close()
-                    stop = Interrupted(self.stop_signal, self.step, saved or self.checkpoint())
-                    if self.handover is not None and self.stop_signal != signal.SIGINT:
+                    stop = Interrupted(stop_signal, self.step, saved or self.checkpoint())
+                    if self.handover is not None and stop_signal != signal.SIGINT:
                         stop.handover = self.handover
                     raise stop
         bar.close()

@@ -266,7 +266,8 @@ def _cli(args, cwd, **kw):
     )
 
 
-def test_sigterm_saves_a_checkpoint_and_exits(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])  # SIGHUP: the terminal closed
+def test_a_stop_signal_saves_a_checkpoint_and_exits(tmp_path, sig):
     run = tmp_path / "run"
     proc = _cli(
         [
@@ -282,11 +283,11 @@ def test_sigterm_saves_a_checkpoint_and_exits(tmp_path):
     while time.time() < deadline and not list(run.glob("events.out.tfevents.*")):
         time.sleep(0.2)
     time.sleep(1.0)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + signal.SIGTERM, out
+    assert proc.returncode == 128 + sig, out
     saved = checkpoint.latest(run)
-    assert saved is not None and "stopped by SIGTERM" in out
+    assert saved is not None and f"stopped by {signal.Signals(sig).name}" in out
     assert f"resume with \"resume='{run}'\"" in out  # pasteable: quoted for the shell and Hydra
     assert checkpoint.load(saved)["step"] > 0
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from gan_exp import checkpoint
@@ -173,6 +175,57 @@ def test_summary_groups_seeds_and_keeps_the_failed_job(tmp_path):
     assert "final metrics/modes mean" in rows[0]
     assert by[("gan", "failed")]["n"] == "1" and "diverged" in by[("gan", "failed")]["reason"]
     assert (sweep / "summary.md").is_file() and (sweep / "summary_curves.png").is_file()
+
+
+def generator_weights(job: Path) -> dict:
+    return torch.load(checkpoint.latest(job), weights_only=True)["generator"]
+
+
+@pytest.mark.skipif(not have("hydra_plugins.hydra_joblib_launcher"),
+                    reason="hydra-joblib-launcher not installed (pip install -e '.[sweep]')")
+def test_a_stopped_parallel_sweep_checkpoints_every_job_and_resumes_to_the_same_weights(tmp_path):
+    """SIGTERM to the parent, and Ctrl-C in its terminal (SIGINT to the process group): each
+    running job saves the step it reached, no lock or temporary file is left, one message says
+    where each job stopped and the one command that resumes the sweep, which then trains both
+    jobs to the weights of an uninterrupted sweep."""
+    args = ["-m", "hydra/launcher=parallel", *TOY, "train.steps=600", "metrics.every=600",
+            "checkpoint.every=100000", "seed=0,1"]
+    straight = tmp_path / "straight"
+    proc = cli([*args, f"hydra.sweep.dir={straight}"], tmp_path)
+    assert proc.returncode == 0, proc.stdout
+    env = {**os.environ, "GAN_EXP_DATA": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
+    for sig, ctrl_c in ((signal.SIGTERM, False), (signal.SIGINT, True)):
+        stopped = tmp_path / signal.Signals(sig).name
+        sweep = subprocess.Popen([sys.executable, "-m", "gan_exp.train", *args,
+                                  f"hydra.sweep.dir={stopped}"], cwd=tmp_path, env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                 start_new_session=True)
+        deadline = time.time() + 120  # both jobs in their training loops
+        while time.time() < deadline and len(list(stopped.glob("*/events.out.tfevents.*"))) < 2:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        if ctrl_c:  # the terminal signals its whole foreground process group
+            os.killpg(sweep.pid, sig)
+        else:
+            sweep.send_signal(sig)
+        out, _ = sweep.communicate(timeout=120)
+        assert sweep.returncode == 128 + sig, out
+        found = jobs(stopped)
+        steps = [checkpoint.step_of(checkpoint.latest(job)) for job in found]
+        assert len(found) == 2 and all(0 < step < 600 for step in steps), (steps, out)
+        assert not list(stopped.rglob(".lock")) and not list(stopped.rglob("*.tmp")), out
+        for job, step in zip(found, steps, strict=True):
+            assert f"  {job.name}: stopped at step {step}" in out
+        assert "Traceback" not in out and "nothing was written" not in out
+        (line,) = [x for x in out.splitlines() if "resume the whole sweep" in x]
+        command = line.split(" with: ", 1)[1]
+        assert command.endswith(f"hydra.sweep.dir={stopped}")
+        resumed = cli(shlex.split(command)[3:], tmp_path)
+        assert resumed.returncode == 0, resumed.stdout
+        for a, b in zip(jobs(straight), jobs(stopped), strict=True):
+            assert checkpoint.latest(b).name == "step_0000600.pt"
+            wa, wb = generator_weights(a), generator_weights(b)
+            assert all(torch.equal(wa[k], wb[k]) for k in wa), a.name
 
 
 def test_the_launcher_process_does_not_load_torch():
