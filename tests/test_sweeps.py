@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from gan_exp import checkpoint
+from gan_exp.lock import read_holder
 
 ROOT = Path(__file__).resolve().parent.parent
 TOY = ["dataset=ring", "log.progress=false", "log.every=10",
@@ -100,7 +101,7 @@ def test_submitit_preemption_saves_requeues_and_resumes_in_the_same_folder(tmp_p
         time.sleep(0.1)
     assert lock is not None, "job 0 never started"
     time.sleep(1.0)
-    os.kill(int(lock.read_text()), signal.SIGUSR2)
+    os.kill(read_holder(lock.parent).pid, signal.SIGUSR2)
     out, _ = proc.communicate(timeout=400)
     assert proc.returncode == 0, out
     job0, job1 = jobs(sweep)
