@@ -205,7 +205,7 @@ def test_a_specialisation_for_another_group_option_is_left_out(caplog):
         validate(cfg)
     assert "lam" not in cfg.penalty and cfg.loss.real_weight == 0
     assert "left out penalty.lam" in caplog.text
-    cfg = compose_cfg(["loss=ebgan", "model=mlp"])  # EBGAN's digits widths, not the MLP's
+    cfg = compose_cfg(["loss=ebgan", "model=mlp", "dataset.size=256"])  # EBGAN's widths: not MLP's
     with pytest.raises(ConfigError, match="loss=ebgan needs an autoencoder critic"):
         build_components(cfg, CPU)
 
