@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from gan_exp import checkpoint
 from gan_exp.atomic import atomic_write_bytes, atomic_write_text
 from gan_exp.directions import arrow
 from gan_exp.keys import NOT_SETTINGS
@@ -113,8 +114,8 @@ def read_job(path: Path) -> Job:
                      "a step left out of the curves")
         except (ValueError, TypeError, AttributeError):
             job.reason = "metrics.json unreadable"
-    ckpts = sorted((path / "checkpoints").glob("step_*.pt"))
-    job.step = int(ckpts[-1].stem.split("_")[1]) if ckpts else None
+    newest = checkpoint.latest(path)
+    job.step = checkpoint.step_of(newest) if newest is not None else None
     log = path / "train.log"
     lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
     errors = [m.group(1) for line in lines if (m := ERROR.search(line))]
