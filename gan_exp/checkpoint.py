@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 PATTERN = "step_*.pt"
+BEST = f"{CHECKPOINT_DIR}/best.pt"  # checkpoint.keep_best; not a step_*.pt, so never rotated
 # dataset values a resumed run may change: where and how the same data is read, not which data
 DATA_LOADING = ("num_workers", "in_memory", "max_memory_mb", "root", "cache_dir", "download")
 
@@ -46,6 +47,10 @@ def save(state: dict[str, Any], run_dir: Path, keep: int) -> Path:
     return path
 
 
+def save_best(state: dict[str, Any], run_dir: Path) -> Path:
+    return atomic_torch_save(state, run_dir / BEST)
+
+
 def listing(run_dir: Path) -> list[Path]:
     """The run's checkpoint files, oldest first; anything else in `checkpoints/` is ignored."""
     return sorted(p for p in (run_dir / CHECKPOINT_DIR).glob(PATTERN) if p.is_file())
@@ -58,7 +63,7 @@ def latest(run_dir: Path) -> Path | None:
 
 def remove_stale_temporaries(run_dir: Path) -> None:
     """Temporary files of writes that a kill interrupted; the checkpoints themselves are whole."""
-    for tmp in (run_dir / CHECKPOINT_DIR).glob(".step_*.tmp"):
+    for tmp in (run_dir / CHECKPOINT_DIR).glob(".*.tmp"):
         tmp.unlink(missing_ok=True)
 
 
@@ -122,36 +127,6 @@ def step_of(path: Path) -> int:
     return int(path.stem.split("_")[1])
 
 
-def holds_a_run(folder: Path) -> bool:
-    """Whether `folder` holds a run's files (checkpoints, its record, its log or events)."""
-    return bool(listing(folder)) or (folder / ".hydra").is_dir() or any(
-        (folder / name).exists() for name in ("train.log", "metrics.json")
-    ) or any(folder.glob("events.out.tfevents.*"))
-
-
-def check_resume_folder(resume_from: Path, step: int, run_dir: Path) -> None:
-    """A resume continues in its checkpoint's own run folder, or branches into a new, empty
-    one: it never trains inside another run's folder (whose checkpoints rotation would then
-    delete), nor over newer checkpoints of its own run without being told to."""
-    own = Path(run_dir_of(str(resume_from), str(resume_from.parent)))
-    if own.resolve() != run_dir.resolve():
-        if holds_a_run(run_dir):
-            raise CheckpointError(
-                f"resume={resume_from} with hydra.run.dir={run_dir}: that folder holds another "
-                f"run; a resume continues in its checkpoint's own folder {own} (leave "
-                "hydra.run.dir out) or branches into a new, empty folder (hydra.run.dir=NEW)"
-            )
-        return
-    newer = [p for p in listing(run_dir) if step_of(p) > step]
-    if newer:
-        raise CheckpointError(
-            f"resume={resume_from} is step {step}, older than this run's newest checkpoint "
-            f"{newer[-1].name}: training in {run_dir} would delete "
-            f"{', '.join(p.name for p in newer)} and hide TensorBoard's later steps. Branch "
-            "into a new folder instead, leaving this run as it is: add hydra.run.dir=NEW"
-        )
-
-
 def missing_target(resume: str) -> str:
     """The message for a resume target that does not exist (checked before Hydra makes folders)."""
     path = Path(resume).expanduser()
@@ -160,20 +135,6 @@ def missing_target(resume: str) -> str:
         have = [p.name for p in listing(path.parent.parent)]
         hint = f"; {path.parent} holds {', '.join(have) or 'no checkpoints'}"
     return f"resume={resume}: no such run folder or checkpoint file{hint}"
-
-
-def run_dir_of(resume: str | None, default: str) -> str:
-    """The folder a run writes to: the resumed run's own folder, so it stays one run."""
-    if resume in (None, "", "null", "auto"):
-        return default
-    path = Path(str(resume)).expanduser()
-    if not path.exists():
-        return default  # refused before training; the guard removes the folder made for it
-    if path.is_file():
-        path = path.parent
-    if path.name == CHECKPOINT_DIR:
-        path = path.parent
-    return str(path)
 
 
 def config_for_resume(

@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.optim import Optimizer
 
+from gan_exp import memory
 from gan_exp.data.base import GANDataset
 from gan_exp.errors import ConfigError
 from gan_exp.losses import GANLoss
@@ -88,6 +89,9 @@ def build_components(
     model_kwargs: dict[str, Any] = {"data": dataset.spec}
     if cfg.model.get("critic") == "auto":  # model=toy_mlp: the critic kind the loss needs
         model_kwargs["critic"] = "autoencoder" if loss.requires_embedding else "maxout"
+    preview = int(cfg.log.get("n_samples") or dataset.preview_size)
+    memory.check(cfg, lambda: build(cfg.model, **model_kwargs), tuple(dataset.spec.shape),
+                 preview, device)
     models: GANModels = build(cfg.model, **model_kwargs)
     models.generator.to(device)
     models.critic.to(device)

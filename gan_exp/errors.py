@@ -7,6 +7,12 @@
 | 3    | `TrainingDiverged` | stopped during training: NaN/inf or an exploding critic        |
 | 3    | `StorageError`     | stopped during training: a file could not be written (full     |
 |      |                    | disk, read-only folder); the checkpoints already saved are kept |
+| 2    | `ResourceError`    | refused before training: the estimate of what the run holds    |
+|      |                    | in memory exceeds what is available (names the key to reduce)  |
+| 3    | `ResourceError`    | out of memory during training: the step and what to reduce;    |
+|      |                    | the checkpoints already saved are kept                         |
+| 1    | (a sweep)          | one or more jobs of a multirun failed, each named on stderr;   |
+|      |                    | the other jobs' results are kept                               |
 | 128+N| `Interrupted`      | signal N (SIGHUP 129, SIGINT 130, SIGTERM 143; SIGUSR2 140    |
 |      |                    | under submitit): a checkpoint of the step reached was saved    |
 
@@ -59,6 +65,17 @@ class StorageError(GanExpError, OSError):
 
     kind = "storage error"
     exit_status = 3
+
+
+class ResourceError(GanExpError, MemoryError):
+    """A run that does not fit in memory: refused before training (exit 2, nothing written) or
+    out of memory during it (exit 3, see `gan_exp.memory`)."""
+
+    kind = "out of memory"
+
+    def __init__(self, message: str, during_training: bool = False) -> None:
+        super().__init__(message)
+        self.exit_status = 3 if during_training else 2
 
 
 class TrainingDiverged(GanExpError, RuntimeError):

@@ -58,10 +58,14 @@ def evaluate(
         say(f"training scored {trained_n[0]} generated against {trained_n[1]} real samples; FD, "
             "KID, precision/recall and density/coverage depend on these counts, so compare "
             "scores made with the same ones")
-    trainer = Trainer(cfg, run_dir, parts, dev)
+    trainer = Trainer(cfg, run_dir, parts, dev, Evaluator(cfg, parts.dataset, dev))
     checkpoint.restore_module(trainer.G, state["generator"], "generator", ckpt)
+    if trainer.ema is not None:
+        checkpoint.restore_module(trainer.ema.module, state["generator_ema"],
+                                  "averaged generator", ckpt)
+        say("scoring the trained generator (metrics/*) and its average (metrics_ema/*)")
     trainer.fixed_noise = state["fixed_noise"].to(dev)
-    scores = Evaluator(cfg, parts.dataset, dev)(trainer.G, trainer.latent_dim)
+    scores = trainer.evaluate()
     scores["step"] = int(state["step"])
     from torchvision.utils import save_image
 

@@ -24,13 +24,13 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from gan_exp import checkpoint, sweep
+from gan_exp import checkpoint, memory, sweep
 from gan_exp.atomic import write_error
 from gan_exp.components import build_components, resolve_device, seed_everything
 from gan_exp.data.base import check_batch_size
-from gan_exp.errors import ConfigError, StorageError, TrainingDiverged
-from gan_exp.lock import make_folder, remove_empty, run_folder_lock
+from gan_exp.errors import ConfigError, GanExpError, StorageError, TrainingDiverged
 from gan_exp.metrics import Evaluator
+from gan_exp.run_folder import check_resume_folder, make_folder, remove_empty, run_folder_lock
 from gan_exp.tb import RunLogger, run_hparams
 from gan_exp.trainer import Trainer
 from gan_exp.validation import validate
@@ -112,7 +112,7 @@ def prepare(
     state = None
     if resume_from is not None:
         state = checkpoint.load(resume_from)
-        checkpoint.check_resume_folder(resume_from, int(state["step"]), run_dir)
+        check_resume_folder(resume_from, int(state["step"]), run_dir)
         cfg = checkpoint.config_for_resume(state, overrides, resume_from, choices)
         validate(cfg)
         step, steps = int(state["step"]), int(cfg.train.steps)
@@ -155,6 +155,17 @@ def finished_metrics(run_dir: Path) -> dict[str, float]:
 
 def check_optimized_metric(cfg: DictConfig, evaluator: Evaluator | None) -> None:
     key = cfg.get("optimized_metric")
+    if cfg.checkpoint.get("keep_best", False):
+        from gan_exp.directions import HIGHER_IS_BETTER, LOWER_IS_BETTER
+
+        ranked = sorted(n for n in (evaluator.names if evaluator is not None else [])
+                        if n in HIGHER_IS_BETTER | LOWER_IS_BETTER)
+        if key not in ranked:
+            raise ConfigError(
+                f"checkpoint.keep_best=true needs optimized_metric set to an evaluated metric "
+                f"with a better direction (got optimized_metric={key}); allowed: "
+                f"{', '.join(ranked) or 'none (metrics.enabled=false)'}"
+            )
     if not key or key.startswith(("loss/", "critic/")):
         return
     names = evaluator.names if evaluator is not None else []
@@ -199,10 +210,18 @@ def run_prepared(prepared: Prepared) -> dict[str, float]:
         from torchvision.utils import save_image  # imported once a run is done (~1.5 s)
 
         save_image(trainer.preview(), run_dir / "samples.png")
+        if trainer.ema is not None:
+            save_image(trainer.preview(trainer.ema.module), run_dir / "samples_ema.png")
         status = "success"
     except TrainingDiverged:
         status = "failure"
         raise
+    except (RuntimeError, MemoryError) as err:
+        if not memory.is_out_of_memory(err) or isinstance(err, GanExpError):
+            raise
+        status = "failure"
+        raise memory.out_of_memory(err, trainer.step, trainer.device,
+                                   checkpoint.latest(run_dir)) from err
     except StorageError:
         raise
     except OSError as err:

@@ -29,12 +29,10 @@ from gan_exp import checkpoint
 from gan_exp.atomic import atomic_write_bytes, atomic_write_text
 from gan_exp.directions import arrow
 from gan_exp.keys import NOT_SETTINGS
-from gan_exp.lock import read_holder
+from gan_exp.run_folder import holds_a_run, read_holder, read_status
 
 IGNORED = NOT_SETTINGS  # overrides that never define a setting
 SEED_KEYS = ("seed",)
-ERROR = re.compile(r"\]\[ERROR\] - (.*)$")
-STOPPED = re.compile(r"\]\[WARNING\] - (stopped by .*)$")
 
 
 @dataclass
@@ -104,7 +102,7 @@ def read_job(path: Path) -> Job:
         try:
             data = json.loads(metrics.read_text())
             job.final = {k: float(v) for k, v in data.get("final", {}).items()
-                         if k.startswith("metrics/")}
+                         if k.startswith(("metrics/", "metrics_ema/"))}
             job.best = {k: float(v["value"]) for k, v in data.get("best", {}).items()}
             history = data.get("history", [])
             job.history = [h for h in history if isinstance(h, dict)
@@ -116,23 +114,17 @@ def read_job(path: Path) -> Job:
             job.reason = "metrics.json unreadable"
     newest = checkpoint.latest(path)
     job.step = checkpoint.step_of(newest) if newest is not None else None
-    log = path / "train.log"
-    lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
-    errors = [m.group(1) for line in lines if (m := ERROR.search(line))]
-    stops = [m.group(1) for line in lines if (m := STOPPED.search(line))]
-    last_start = max((i for i, line in enumerate(lines) if "] - run " in line), default=-1)
-    finished = any("] - finished " in line for line in lines[last_start + 1:])
     holder = read_holder(path)
+    status = read_status(path)
+    state = status["state"] if status else None
     wanted = steps_wanted(path)
     if holder is not None and holder.alive():
         job.status, job.reason = "running", f"at step {job.step or 0} of {wanted or '?'}"
-    elif errors and not finished:
-        job.status, job.reason = "failed", errors[-1]
-    elif finished or (wanted is not None and job.step == wanted):
+    elif state == "finished" or (wanted is not None and job.step == wanted):
         job.status = "finished"
-    elif stops:
-        job.status, job.reason = "stopped", stops[-1]
-    else:
+    elif state in ("failed", "stopped"):
+        job.status, job.reason = state, str(status.get("reason", ""))
+    else:  # "running" with no live holder, or no status at all: the process was killed
         job.status = "incomplete"
         job.reason = f"no final checkpoint (killed?); last at step {job.step or 0}"
     return job
@@ -140,8 +132,7 @@ def read_job(path: Path) -> Job:
 
 def find_jobs(sweep: Path) -> list[Job]:
     folders = [p for p in sweep.iterdir()
-               if p.is_dir() and not p.name.startswith(".") and
-               ((p / ".hydra").is_dir() or (p / "train.log").is_file())]
+               if p.is_dir() and not p.name.startswith(".") and holds_a_run(p, or_its_lock=True)]
     folders.sort(key=lambda p: (int(p.name.split("_")[0]) if p.name.split("_")[0].isdigit()
                                 else math.inf, p.name))
     return [read_job(p) for p in folders]
@@ -210,12 +201,14 @@ def rows_of(jobs: list[Job], keys: list[str]) -> list[Row]:
 
 
 def metric_names(jobs: list[Job]) -> list[str]:
-    names = {k for j in jobs for k in j.final} - {"metrics/classifier_test_accuracy"}
+    names = {k for j in jobs for k in j.final} - {"metrics/classifier_test_accuracy",
+                                                  "metrics_ema/classifier_test_accuracy"}
     return sorted(names)
 
 
 def markdown(rows: list[Row], keys: list[str], metrics: list[str]) -> str:
-    short = [f"{m.removeprefix('metrics/')} {arrow(m)}".strip() for m in metrics]
+    short = [f"{m.replace('metrics_ema/', 'ema ').removeprefix('metrics/')} {arrow(m)}".strip()
+             for m in metrics]
     head = [*keys, "status", "seeds", *[f"final {m}" for m in short],
             *[f"best {m}" for m in short], "reason"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -298,7 +291,8 @@ def summarize(sweep: Path, out: Path | None = None) -> str:
     folder by default); an OSError from the writes carries the text as `err.summary`."""
     jobs = find_jobs(sweep)
     if not jobs:
-        raise SystemExit(f"summarize: no job folders (with .hydra/ or train.log) in {sweep}")
+        raise SystemExit(f"summarize: no job folders (with a run record, log or checkpoints) "
+                         f"in {sweep}")
     keys = swept_keys(jobs)
     metrics = metric_names(jobs)
     rows = rows_of(jobs, keys)

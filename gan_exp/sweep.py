@@ -83,6 +83,10 @@ def apply_threads(spec: int | str, slot: JobSlot) -> None:
         why = (f"{slot.cpus} cpus_per_task" if slot.cpus is not None
                else f"{slot.parallel} jobs at once")
         log.info("torch threads: %d (threads=auto, %s)", n, why)
+    else:
+        log.info("torch threads: %d (threads=auto: torch's default on %d cores; with other "
+                 "work on the machine, threads=1 can be faster: docs/performance.md)",
+                 torch.get_num_threads(), available_cores())
 
 
 def spread_device(spec: str, slot: JobSlot) -> str:

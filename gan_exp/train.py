@@ -16,7 +16,7 @@ import re
 import shlex
 import signal
 import sys
-from datetime import datetime
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan_exp import checkpoint, signals
-from gan_exp.atomic import atomic_write_text
-from gan_exp.config import CONF_DIR, SPECIALISING, compose_config
+from gan_exp.config import CONF_DIR, SPECIALISING, command_line_typo, compose_config
 from gan_exp.errors import (
     ConfigError,
     GanExpError,
@@ -37,15 +36,26 @@ from gan_exp.errors import (
     StorageError,
     TrainingDiverged,
 )
-from gan_exp.lock import folder_name, make_folder, remove_empty
+from gan_exp.run_folder import (
+    STATUS,
+    RunRecord,
+    folder_name,
+    held_by_another,
+    make_folder,
+    read_status,
+    remove_empty,
+    run_dir_of,
+)
 
 __all__ = ["CONF_DIR", "compose_config", "main"]
 
 log = logging.getLogger("gan_exp")
-FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
+# a sweep in which one or more jobs failed (each named on stderr); a single run exits with its
+# error's status (gan_exp.errors), a stopped sweep with 128 + the signal
+FAILED_JOBS_EXIT = 1
 
 # hydra.run.dir in conf/train.yaml: a resumed run writes into its own folder again
-OmegaConf.register_new_resolver("gan_exp_run_dir", checkpoint.run_dir_of, replace=True)
+OmegaConf.register_new_resolver("gan_exp_run_dir", run_dir_of, replace=True)
 # hydra.sweep.subdir: a job folder's name, shortened where a file system would refuse it
 OmegaConf.register_new_resolver("gan_exp_folder_name", folder_name, replace=True)
 
@@ -54,6 +64,7 @@ class _Folders:
     """The single run's folders Hydra is about to create (removed again if it is refused)."""
 
     created: list[Path] = []
+    sweep_started = 0.0
 
 
 class RunFolderGuard(Callback):
@@ -73,6 +84,7 @@ class RunFolderGuard(Callback):
         # Freeze the sweep folder's name (its ${now:...}) in the config the launcher ships to
         # its jobs: a job that submitit requeues later must find the same folder to resume.
         sweep_dir = str(config.hydra.sweep.dir)
+        _Folders.sweep_started = time.time()
         with open_dict(config):
             config.hydra.sweep.dir = sweep_dir
         _check_creatable(Path(sweep_dir), "hydra.sweep.dir")
@@ -80,7 +92,34 @@ class RunFolderGuard(Callback):
             signals.in_sweep_parent()  # the jobs checkpoint and stop; then the report below
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        signals.report_stopped_sweep(Path(str(config.hydra.sweep.dir)), sys.argv[1:])
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        signals.report_stopped_sweep(sweep_dir, sys.argv[1:])
+        # an Optuna study with FAIL trials has still done its work (max_failure_rate)
+        optuna = "optuna" in str(config.hydra.sweeper.get("_target_", ""))
+        report_failed_jobs(sweep_dir, _Folders.sweep_started, exit_on_failure=not optuna)
+
+
+def report_failed_jobs(sweep_dir: Path, since: float, *, exit_on_failure: bool = True) -> None:
+    """After a sweep: one line per job that failed in it (the reason its status.json records)
+    or could not start because another live process holds its folder (another sweep into the
+    same folder; nothing of this sweep was written there), then exit status 1. The other
+    jobs' results are kept as they are."""
+    failed = []
+    folders = sorted(p for p in sweep_dir.iterdir() if p.is_dir()) if sweep_dir.is_dir() else []
+    for folder in folders:
+        status = read_status(folder)
+        with contextlib.suppress(OSError):
+            if held_by_another(folder):  # this sweep's jobs have all ended
+                failed.append(f"  {folder.name}: not run, its folder is in use by another "
+                              "process (another sweep into the same hydra.sweep.dir?)")
+            elif status and status["state"] == "failed" and \
+                    (folder / STATUS).stat().st_mtime >= since - 1:
+                failed.append(f"  {folder.name}: {status.get('reason', '')}")
+    if failed:
+        print(f"[gan_exp][ERROR] - {len(failed)} sweep job(s) failed; the other jobs' results "
+              f"are kept in {sweep_dir}:\n" + "\n".join(failed), file=sys.stderr, flush=True)
+        if exit_on_failure:
+            sys.exit(FAILED_JOBS_EXIT)
 
 
 def _check_creatable(folder: Path, option: str) -> list[Path]:
@@ -98,17 +137,6 @@ def _report(err: GanExpError) -> None:
     sys.exit(err.exit_status)
 
 
-class _Buffer(logging.Handler):
-    """Holds the start-up log lines until the run is accepted (then they go to train.log)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.NOTSET)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 class ConsoleHandler(logging.StreamHandler):
     """The console log (conf/hydra/job_logging/console.yaml). A closed pipe (`... | head -1`)
     ends the console output, not the run: the rest goes to /dev/null, and train.log keeps it."""
@@ -119,58 +147,6 @@ class ConsoleHandler(logging.StreamHandler):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
             return
         super().handleError(record)
-
-
-class _QuietFileHandler(logging.FileHandler):
-    """train.log; a failed write there (a full disk) is not worth a second traceback."""
-
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
-        pass
-
-
-class RunRecord:
-    """`.hydra/` and `train.log` of one run, written once it is accepted."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir = run_dir
-        self.buffer = _Buffer()
-        self.file: logging.Handler | None = None
-        logging.getLogger().addHandler(self.buffer)
-
-    def accept(self, cfg: DictConfig, resumed: bool) -> None:
-        """Write the config record, then the buffered start-up lines and all later ones."""
-        hc = HydraConfig.get()
-        subdir = Path(".hydra")
-        if resumed and (self.run_dir / subdir / "config.yaml").exists():
-            subdir = subdir / f"resumed_{datetime.now():%Y-%m-%d_%H-%M-%S}"
-        out = self.run_dir / subdir
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            for name, node in (
-                ("config.yaml", cfg),
-                ("hydra.yaml", OmegaConf.create({"hydra": hc})),
-                ("overrides.yaml", OmegaConf.create(list(hc.overrides.task))),
-            ):
-                atomic_write_text(out / name, OmegaConf.to_yaml(node))
-            self.file = _QuietFileHandler(self.run_dir / "train.log", mode="a")
-        except OSError as err:
-            raise StorageError(
-                f"cannot write the run record in {out}: {err.strerror or err}"
-            ) from err
-        self.file.setFormatter(logging.Formatter(FORMAT))
-        root = logging.getLogger()
-        for record in self.buffer.records:
-            if record.levelno >= root.getEffectiveLevel():
-                self.file.handle(record)
-        root.removeHandler(self.buffer)
-        root.addHandler(self.file)
-
-    def close(self) -> None:
-        root = logging.getLogger()
-        root.removeHandler(self.buffer)
-        if self.file is not None:
-            root.removeHandler(self.file)
-            self.file.close()
 
 
 def _import_training_code() -> Any:
@@ -218,18 +194,19 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     run = _import_training_code()
     record = RunRecord(run_dir)
     try:
-        if multirun:  # a sweep job's folder is its own: record it even if it is refused
-            record.accept(cfg, checkpoint.latest(run_dir) is not None)
         metrics = run.train(
             cfg,
             run_dir,
             list(hc.overrides.task),
             choices=applied_choices(hc),
-            on_accept=None if multirun else record.accept,
+            on_accept=record.accept,
             created=() if multirun else _Folders.created,
             own_folder=multirun,
         )
+        objective = _objective(cfg, metrics)
+        record.finish("finished")
     except Interrupted as stop:
+        record.finish("stopped", f"stopped by {stop}")
         if stop.handover is not None:  # submitit: it requeues the job, which resumes here
             log.warning("stopped by %s; submitit requeues the job, which resumes from it", stop)
             record.close()
@@ -240,14 +217,24 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         log.warning("stopped by %s; resume with %s", stop, resume_argument(run_dir))
         sys.exit(stop.exit_status)
     except GanExpError as err:
-        if multirun:
-            log.error("%s: %s", err.kind, err)
-            raise  # Hydra reports which job failed and goes on with the others
+        if multirun and not record.accepted and not held_by_another(run_dir):
+            # a sweep job's folder is its own: it keeps the record of why the job failed (a
+            # folder another live job holds is left untouched)
+            with contextlib.suppress(GanExpError):
+                record.accept(cfg, checkpoint.latest(run_dir) is not None)
         log.error("%s: %s", err.kind, err)
-        sys.exit(err.exit_status)
+        record.finish("failed", f"{err.kind}: {err}")
+        if not multirun:
+            sys.exit(err.exit_status)
+        if "optuna" in str(hc.sweeper.get("_target_", "")):
+            raise  # Optuna records a FAIL trial and goes on (max_failure_rate in hparams_search)
+        return None  # the sweep goes on; on_multirun_end names each failed job
+    except Exception as err:  # a bug or an out-of-memory error: the status says so
+        record.finish("failed", f"{type(err).__name__}: {err}")
+        raise
     finally:
         record.close()
-    return _objective(cfg, metrics)
+    return objective
 
 
 def _objective(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
@@ -284,6 +271,9 @@ def _check_resume_argument(argv: list[str]) -> None:
 def main() -> None:
     """The console entry point: `gan-exp-train` and `python -m gan_exp.train`."""
     _check_resume_argument(sys.argv[1:])
+    typo = command_line_typo(sys.argv[1:])
+    if typo is not None:
+        _report(ConfigError(typo))
     previous = {sig: signal.signal(sig, signals.raise_at_startup) for sig in signals.STOP_SIGNALS}
     try:
         _hydra_main()

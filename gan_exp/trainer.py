@@ -29,8 +29,10 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from tqdm import tqdm
 
-from gan_exp import checkpoint, signals, speed
+from gan_exp import checkpoint, signals, speed, sweep
 from gan_exp.components import Components
+from gan_exp.directions import ema_tag
+from gan_exp.ema import GeneratorEMA
 from gan_exp.errors import ConfigError, Interrupted, TrainingDiverged, check_choice
 from gan_exp.metrics import Evaluator
 from gan_exp.metrics.tracker import MetricsTracker
@@ -151,6 +153,9 @@ class Trainer:
         self.D_step = speed.maybe_compile(self.D, self.speed.compile_critic)
         self.zero = torch.zeros((), device=device)
         self.simultaneous = updates_mode(cfg.train) == "simultaneous"
+        ema = cfg.train.get("ema") or {}
+        self.ema = (GeneratorEMA(self.G, ema["decay"], ema.get("start", 0))
+                    if ema.get("decay") is not None else None)
 
     def noise(self, rows: int | None = None) -> Tensor:
         return torch.randn(rows or self.batch_size, self.latent_dim, device=self.device)
@@ -266,14 +271,32 @@ class Trainer:
             self.critic_phase()
             self.generator_step()
         self.step += 1
+        if self.ema is not None:
+            self.ema.update(self.step)
 
     @torch.no_grad()
-    def preview(self) -> Tensor:
-        was_training = self.G.training
-        self.G.eval()
-        fake = self.G(self.fixed_noise)
-        self.G.train(was_training)
+    def preview(self, generator: torch.nn.Module | None = None) -> Tensor:
+        """The fixed-noise grid (or scatter) of the trained generator, or of `generator`."""
+        G = generator if generator is not None else self.G
+        was_training = G.training
+        G.eval()
+        fake = G(self.fixed_noise)
+        G.train(was_training)
         return self.parts.dataset.preview(fake)
+
+    def images(self, logger: RunLogger) -> None:
+        logger.image("samples", self.preview(), self.step)
+        if self.ema is not None:
+            logger.image("samples_ema", self.preview(self.ema.module), self.step)
+
+    def evaluate(self) -> dict[str, float]:
+        """The metrics of the trained generator, and of its average as metrics_ema/*."""
+        assert self.evaluator is not None
+        scores = self.evaluator(self.G, self.latent_dim)
+        if self.ema is not None:
+            averaged = self.evaluator(self.ema.module, self.latent_dim)
+            scores.update({ema_tag(k): v for k, v in averaged.items()})
+        return scores
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -288,12 +311,23 @@ class Trainer:
             "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "config": OmegaConf.to_yaml(self.cfg, resolve=True),
             "choices": dict(self.choices),
+            # what gan_exp.load_generator needs to build the generator without the dataset
+            "data_spec": {"shape": list(self.parts.dataset.spec.shape),
+                          "bounded": bool(self.parts.dataset.spec.bounded)},
+            **({"generator_ema": self.ema.state_dict()} if self.ema is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any], path: Path) -> None:
         """Everything the next step depends on, so a resumed run continues bit-exactly."""
         checkpoint.restore_module(self.G, state["generator"], "generator", path)
         checkpoint.restore_module(self.D, state["critic"], "critic", path)
+        if self.ema is not None:
+            if "generator_ema" in state:
+                checkpoint.restore_module(self.ema.module, state["generator_ema"],
+                                          "averaged generator", path)
+            else:  # train.ema.decay added on resume: the average starts from these weights
+                self.ema.module.load_state_dict(self.G.state_dict())
+                log.info("train.ema: %s holds no average; it starts from its generator", path)
         try:
             self.parts.opt_g.load_state_dict(state["opt_g"])
             self.parts.opt_d.load_state_dict(state["opt_d"])
@@ -324,6 +358,18 @@ class Trainer:
                 raise TrainingDiverged(f"non-finite {name} weights at step {self.step}")
         return checkpoint.save(self.state_dict(), self.run_dir, self.cfg.checkpoint.keep)
 
+    def keep_if_best(self) -> None:
+        """`checkpoint.keep_best`: checkpoints/best.pt is this step's state when this
+        evaluation is the best so far of `optimized_metric`."""
+        key = self.cfg.get("optimized_metric")
+        if not self.cfg.checkpoint.get("keep_best", False) or not key:
+            return
+        best = self.tracker.data["best"].get(key)
+        if best is not None and best["step"] == self.step:
+            checkpoint.save_best(self.state_dict(), self.run_dir)
+            log.info("best %s so far (%.5g) at step %d: kept as %s", key, best["value"],
+                     self.step, checkpoint.BEST)
+
     @contextmanager
     def stop_on_signals(self) -> Iterator[None]:
         """A stop signal only records itself (gan_exp.signals); the loop saves and stops at the
@@ -345,15 +391,21 @@ class Trainer:
         eval_every, checkpoint_every = int(cfg.metrics.every), int(cfg.checkpoint.every)
         last: dict[str, float] = {}
         first_step, start = self.step, time.perf_counter()
+        mark_step, mark_time = first_step, start  # the last log interval's start
+        # jobs of a parallel sweep share one terminal: a log line per tenth of the run each,
+        # named by the job, instead of bars overwriting each other on one line
+        slot = sweep.current_slot()
+        job_lines = bool(cfg.log.progress) and slot.parallel > 1
+        tenth = max(1, (steps - first_step) // 10)
         bar = tqdm(
             total=steps,
             initial=self.step,
             desc="train",
-            disable=not cfg.log.progress,
+            disable=not cfg.log.progress or job_lines,
             dynamic_ncols=True,
         )
         if self.step == 0:
-            logger.image("samples", self.preview(), 0)
+            self.images(logger)
         with self.stop_on_signals():
             if signals.requested() is not None:  # a sweep job stopped during its start-up
                 bar.close()
@@ -365,19 +417,30 @@ class Trainer:
                 if self.step % log_every == 0 or done:
                     last = self.meter.read()
                     check_finite(last, self.step, max_critic)
-                    elapsed = time.perf_counter() - start
-                    last["perf/steps_per_sec"] = (self.step - first_step) / max(elapsed, 1e-9)
+                    now = time.perf_counter()
+                    # this interval's rate (a stall shows) and the rate since the start
+                    last["perf/steps_per_sec"] = (self.step - mark_step) / max(
+                        now - mark_time, 1e-9)
+                    last["perf/steps_per_sec_avg"] = (self.step - first_step) / max(
+                        now - start, 1e-9)
+                    mark_step, mark_time = self.step, now
                     logger.scalars(self.step, last)
                     bar.set_postfix(
                         d=f"{last['loss/d']:.4g}", g=f"{last['loss/g']:.4g}", refresh=False
                     )
+                if job_lines and ((self.step - first_step) % tenth == 0 or done):
+                    log.info("%s: step %d/%d (%d%%), %.3g steps/s, loss/d %.4g, loss/g %.4g",
+                             self.run_dir.name, self.step, steps, 100 * self.step // steps,
+                             last.get("perf/steps_per_sec_avg", 0.0), last.get("loss/d", 0.0),
+                             last.get("loss/g", 0.0))
                 if self.step % sample_every == 0 or done:
-                    logger.image("samples", self.preview(), self.step)
+                    self.images(logger)
                 if self.evaluator is not None and (self.step % eval_every == 0 or done):
-                    scores = self.evaluator(self.G, self.latent_dim)
+                    scores = self.evaluate()
                     logger.scalars(self.step, scores)
                     self.tracker.update(self.step, scores)
                     last.update(scores)
+                    self.keep_if_best()
                 saved = None
                 if self.step % checkpoint_every == 0 or done:
                     saved = self.checkpoint()

@@ -40,7 +40,7 @@ def steps_per_sec(sweep_dir: Path) -> float:
     speeds = []
     for job in sweep_dir.glob("*/"):
         events = EventAccumulator(str(job), size_guidance={"scalars": 0}).Reload()
-        speeds.append(events.Scalars("perf/steps_per_sec")[-1].value)
+        speeds.append(events.Scalars("perf/steps_per_sec_avg")[-1].value)
     return sum(speeds) / len(speeds)
 
 

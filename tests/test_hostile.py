@@ -7,6 +7,7 @@ they were (a refused command must never rewrite a run that exists, nor leave a f
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -102,6 +103,11 @@ CASES = [
     case(["hydra.run.dir="], 2, "hydra.run.dir is empty"),
     case(["paths.data_dir={root}/a_file/data"], 3,
          "dataset.cache_dir={root}/a_file/data/digits cannot be written: {root}/a_file is a file"),
+    # more memory than there is: estimated before allocating, the key to reduce named
+    case(["model.g_hidden=[100000000]"], 2, "parameters with gradients and optimiser state"),
+    case(["train.n_critic=1000000"], 2, "reduce train.n_critic x train.batch_size"),
+    case(["log.n_samples=1000000000"], 2, "the largest part is 1,000,000,000 fixed preview "
+                                          "samples (3,293.2 GiB): reduce log.n_samples"),
 ]
 
 
@@ -175,6 +181,22 @@ def test_full_disk_during_a_checkpoint_keeps_the_earlier_ones_and_says_so(tmp_pa
     assert [p.name for p in checkpoint.listing(run)] == ["step_0000005.pt"]
     assert checkpoint.load(run / "checkpoints" / "step_0000005.pt")["step"] == 5
     assert not list((run / "checkpoints").glob(".*.tmp"))
+
+
+def test_out_of_memory_during_training_names_the_step_and_keeps_the_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    proc = cli([*QUICK, "train.steps=10", "checkpoint.every=3", f"hydra.run.dir={run}"],
+               tmp_path, env={"GAN_EXP_FAULT": "oom_at_step_5", "PYTHONPATH": str(FAULTS)})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 3, out
+    assert "Traceback" not in out, out
+    line = "out of memory: out of memory on cpu at step 4 ("
+    assert line in out and "reduce train.batch_size" in out
+    assert f"the last good checkpoint is {run}/checkpoints/step_0000003.pt" in out
+    assert line in (run / "train.log").read_text()
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "failed" and status["step"] == 3
+    assert checkpoint.load(run / "checkpoints" / "step_0000003.pt")["step"] == 3
 
 
 def test_sigterm_during_start_up_exits_like_a_preemption_and_leaves_nothing(tmp_path):

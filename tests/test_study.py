@@ -49,7 +49,7 @@ def test_quick_study_runs_every_sweep_reports_every_row_and_keeps_a_failed_job_v
     row = next(x for x in report.splitlines() if '<a id="grid-gan"></a>' in x)
     assert "| 0 (1 not finished) |" in row
     assert f"`toys/{held.name}`: running, at step 0 of 20" in report
-    assert "in use by process" in (held / "train.log").read_text()
+    assert [p.name for p in held.iterdir()] == [".lock"]  # the refused job wrote nothing there
     for name in ("results_ring.png", "results_digits.png", "results_pacgan_ring_curves.png"):
         assert (docs / name).stat().st_size > 1000
     records = json.loads((docs / "results.json").read_text())
@@ -83,8 +83,7 @@ def test_long_study_reports_a_resumed_run_at_its_last_config_apart_from_the_main
         yaml.safe_dump(record))
     (run / ".hydra" / "overrides.yaml").write_text(
         yaml.safe_dump(["experiment=pacgan_grid_long", "seed=0", "study=long"]))
-    (run / "train.log").write_text("[t][gan_exp][INFO] - run x\n"
-                                   "[t][gan_exp][INFO] - finished 200000 steps: {}\n")
+    (run / "status.json").write_text('{"state": "finished", "step": 200000, "reason": ""}')
     history = [{"step": s, "metrics/modes": 18.0, "metrics/high_quality_pct": 90.0,
                 "metrics/mode_kl": 0.6} for s in range(5000, 200001, 5000)]
     final = {k: v for k, v in history[-1].items() if k != "step"}

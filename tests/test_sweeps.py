@@ -18,7 +18,7 @@ import torch
 import yaml
 
 from gan_exp import checkpoint
-from gan_exp.lock import read_holder
+from gan_exp.run_folder import read_holder
 
 ROOT = Path(__file__).resolve().parent.parent
 TOY = ["dataset=ring", "log.progress=false", "log.every=10",
@@ -274,3 +274,37 @@ def test_shipped_searches_compose_with_their_objective(tmp_path, search, metric,
     assert sweeper["max_failure_rate"] == 1.0  # a failed trial never ends the study
     assert set(sweeper["params"]) == {"optimizer.lr_g", "optimizer.lr_d", "optimizer.betas.0",
                                       "optimizer.betas.1", "penalty.lam", "train.n_critic"}
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def test_failed_and_refused_jobs_are_one_line_each_and_leave_others_folders_alone(tmp_path):
+    """A job with an invalid value fails with one line and a status record; a job whose folder
+    another live sweep holds writes nothing there; the sweep names both, keeps the good job's
+    results, and exits 1 with no traceback."""
+    sweep = tmp_path / "sweep"
+    held = sweep / "2_dataset=ring,metrics.enabled=False,train.batch_size=12,train.steps=4"
+    (held / ".hydra").mkdir(parents=True)
+    (held / ".hydra" / "config.yaml").write_text("the other sweep's record\n")
+    (held / "train.log").write_text("the other sweep's log\n")
+    (held / ".lock").write_text(str(os.getpid()))  # a live process: the other sweep's job
+    before = snapshot(held)
+    proc = cli(["-m", *TOY, "train.steps=4", "metrics.enabled=false",
+                "train.batch_size=8,-1,12", f"hydra.sweep.dir={sweep}"], tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "Traceback" not in out and "Error executing job" not in out, out
+    assert "2 sweep job(s) failed" in out
+    assert "1_dataset=ring,metrics.enabled=False,train.batch_size=-1,train.steps=4: " \
+           "config error: train.batch_size=-1 must be an integer >= 2" in out
+    assert f"{held.name}: not run, its folder is in use by another process" in out
+    assert snapshot(held) == before  # byte for byte
+    good, bad = jobs(sweep)[:2]
+    assert yaml.safe_load((good / "status.json").read_text())["state"] == "finished"
+    assert checkpoint.latest(good).name == "step_0000004.pt"
+    status = yaml.safe_load((bad / "status.json").read_text())
+    assert status["state"] == "failed" and "train.batch_size=-1" in status["reason"]
+    assert "train.batch_size=-1 must be" in (bad / "train.log").read_text()

@@ -15,8 +15,7 @@ def fake_job(folder: Path, overrides: str, history: list[dict]) -> None:
     (folder / ".hydra").mkdir(parents=True)
     (folder / ".hydra" / "overrides.yaml").write_text(overrides)
     (folder / ".hydra" / "config.yaml").write_text("train:\n  steps: 20\n")
-    (folder / "train.log").write_text("[t][gan_exp][INFO] - run x\n"
-                                      "[t][gan_exp][INFO] - finished 20 steps: {}\n")
+    (folder / "status.json").write_text('{"state": "finished", "step": 20, "reason": ""}')
     final = {"metrics/modes": 8.0}
     (folder / "metrics.json").write_text(
         json.dumps({"final": final, "final_step": 20, "history": history}))
@@ -124,7 +123,7 @@ def test_the_run_lock_names_its_holder_and_outlives_neither_it_nor_a_reused_pid(
     import pytest
 
     from gan_exp.errors import ConfigError, StorageError
-    from gan_exp.lock import Holder, read_holder, run_folder_lock
+    from gan_exp.run_folder import Holder, read_holder, run_folder_lock
 
     with run_folder_lock(tmp_path):
         assert read_holder(tmp_path) == Holder.me() and Holder.me().alive()

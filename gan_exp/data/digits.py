@@ -19,6 +19,7 @@ from torch import Tensor
 from gan_exp.atomic import atomic_torch_save, check_writable
 from gan_exp.data.base import DataSpec, InMemoryDataset
 from gan_exp.errors import ConfigError
+from gan_exp.progress import bar
 
 SIDE = 28
 _Point = tuple[float, float]
@@ -80,6 +81,7 @@ def render_digits(labels: Tensor, generator: torch.Generator) -> Tensor:
     """(N,) labels -> (N, 1, 28, 28) uint8 images, deterministic given the generator state."""
     n = labels.shape[0]
     out = torch.empty(n, 1, SIDE, SIDE, dtype=torch.uint8)
+    progress = bar(n, "rendering digits", unit="img")
     for digit, strokes in GLYPHS.items():
         idx = (labels == digit).nonzero().flatten()
         if idx.numel() == 0:
@@ -108,6 +110,8 @@ def render_digits(labels: Tensor, generator: torch.Generator) -> Tensor:
             sl = slice(start, start + 1024)
             ink = _render(pts[sl], width[sl])
             out[idx[sl], 0] = (ink * 255).round().to(torch.uint8)
+            progress.update(len(idx[sl]))
+    progress.close()
     return out
 
 

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from gan_exp.atomic import atomic_torch_save, check_writable
 from gan_exp.data.base import GANDataset
 from gan_exp.errors import ConfigError
+from gan_exp.progress import bar
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,9 @@ def _train(
             x_test, y_test = rotate_batch(x_test, torch.Generator().manual_seed(cfg["seed"]))
         opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
         model.train()
+        per_epoch = -(-len(y_train) // cfg["batch_size"])
+        progress = bar(cfg["epochs"] * per_epoch, "training the metrics' classifier",
+                       unit="batch")
         for epoch in range(cfg["epochs"]):
             perm = torch.randperm(len(y_train), device=device)
             for i in range(0, len(perm), cfg["batch_size"]):
@@ -183,7 +187,9 @@ def _train(
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                progress.update(1)
             log.info("classifier epoch %d/%d: loss %.4f", epoch + 1, cfg["epochs"], loss.item())
+        progress.close()
         model.eval()
         with torch.no_grad():
             pred = torch.cat([model(part)[1].argmax(1) for part in x_test.split(1024)])

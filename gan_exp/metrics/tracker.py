@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from gan_exp.atomic import atomic_write_text
-from gan_exp.directions import HIGHER_IS_BETTER, LOWER_IS_BETTER
+from gan_exp.directions import HIGHER_IS_BETTER, LOWER_IS_BETTER, higher_is_better
 
 # metrics not in HIGHER_IS_BETTER or LOWER_IS_BETTER are recorded without a "best"
 __all__ = ["HIGHER_IS_BETTER", "LOWER_IS_BETTER", "MetricsTracker"]
@@ -19,7 +19,7 @@ def _better(key: str, new: float, old: float) -> bool:
         return False
     if not math.isfinite(old):
         return True
-    return new > old if key in HIGHER_IS_BETTER else new < old
+    return new > old if higher_is_better(key) else new < old
 
 
 class MetricsTracker:
@@ -36,7 +36,7 @@ class MetricsTracker:
         self.data["history"] = [h for h in self.data["history"] if h["step"] < step]
         self.data["history"].append({"step": step, **values})
         for key, value in values.items():
-            if key not in HIGHER_IS_BETTER | LOWER_IS_BETTER:
+            if higher_is_better(key) is None:
                 continue
             best = self.data["best"].get(key)
             if best is None or _better(key, value, best["value"]):

@@ -1,4 +1,4 @@
-"""The fully connected pair of seeds 001/003 (PyTorch-GAN's WGAN/WGAN-GP MLP), any data shape."""
+"""The fully connected pair of PyTorch-GAN's WGAN/WGAN-GP examples, any data shape."""
 
 from __future__ import annotations
 

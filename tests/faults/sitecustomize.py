@@ -1,6 +1,7 @@
 """Fault injection for tests/test_hostile.py, loaded by subprocesses that put this folder on
 PYTHONPATH. GAN_EXP_FAULT=full_disk: every checkpoint save after the first fails the way
-torch.save fails on a full disk (a RuntimeError chained to ENOSPC)."""
+torch.save fails on a full disk (a RuntimeError chained to ENOSPC). GAN_EXP_FAULT=oom_at_step_5:
+the CPU allocator runs out of memory in the 5th step."""
 
 import os
 
@@ -25,3 +26,17 @@ if os.environ.get("GAN_EXP_FAULT") == "full_disk":
         return _real_save(obj, f, *args, **kwargs)
 
     torch.save = _save
+
+if os.environ.get("GAN_EXP_FAULT") == "oom_at_step_5":
+    # the CPU allocator's failure, raised by the 5th generator step's forward
+    import gan_exp.trainer
+
+    _real_step = gan_exp.trainer.Trainer.train_step
+
+    def _step(self):
+        if self.step == 4:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: "
+                               "can't allocate memory: you tried to allocate 8589934592 bytes.")
+        return _real_step(self)
+
+    gan_exp.trainer.Trainer.train_step = _step
