@@ -7,6 +7,7 @@ rest of the node is the target's keyword arguments, so anything in a config is s
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,11 +17,12 @@ from omegaconf import DictConfig, OmegaConf
 from torch.optim import Optimizer
 
 from gan_exp import memory
+from gan_exp.augment import NoAugment
 from gan_exp.data.base import GANDataset
 from gan_exp.errors import ConfigError
 from gan_exp.losses import GANLoss
 from gan_exp.models.base import Critic, CriticOutput, GANModels, has_batchnorm
-from gan_exp.penalties import Penalty
+from gan_exp.penalties import Penalty, WeightClip
 from gan_exp.validation import validate
 
 
@@ -60,6 +62,7 @@ class Components:
     penalty: Penalty
     opt_g: Optimizer
     opt_d: Optimizer
+    augment: Callable[[torch.Tensor], torch.Tensor] = NoAugment()
 
 
 def check_compatible(cfg: DictConfig, models: GANModels, loss: GANLoss, penalty: Penalty) -> None:
@@ -75,6 +78,14 @@ def check_compatible(cfg: DictConfig, models: GANModels, loss: GANLoss, penalty:
             f"critic couples across the batch (model={cfg.model.name}, "
             f"model.d_norm={cfg.model.get('d_norm', 'batch')}). Use model.d_norm=none, layer or "
             "spectral, or penalty=none or clip."
+        )
+    spectral = any(torch.nn.utils.parametrize.is_parametrized(m) for m in models.critic.modules())
+    if spectral and isinstance(penalty, WeightClip):
+        raise ConfigError(
+            f"penalty=clip with a spectrally normalised critic (model={cfg.model.name}, "
+            f"model.d_norm={cfg.model.get('d_norm')}): spectral norm already bounds the critic's "
+            "Lipschitz constant, and clipping its raw weights would fight it. Use "
+            "model.d_norm=none with penalty=clip, or another penalty"
         )
 
 
@@ -96,6 +107,13 @@ def build_components(
     models.generator.to(device)
     models.critic.to(device)
     penalty: Penalty = build(cfg.penalty)
+    # a checkpoint from before the augment group has none: it trained without
+    augment = build(cfg.augment) if isinstance(cfg.get("augment"), DictConfig) else NoAugment()
+    if not isinstance(augment, NoAugment) and len(dataset.spec.shape) != 3:
+        raise ConfigError(
+            f"augment={cfg.augment.name} transforms images; dataset={cfg.dataset.name} gives "
+            f"samples of shape {tuple(dataset.spec.shape)}. Use augment=none"
+        )
     check_types(cfg, dataset, models, loss, penalty)
     check_compatible(cfg, models, loss, penalty)
     check_contract(cfg, dataset, models, loss, penalty, device)
@@ -106,7 +124,7 @@ def build_components(
             f"(generator optimizer, critic optimizer) of torch.optim.Optimizer; got "
             f"{type(opt_g).__name__}, {type(opt_d).__name__}"
         )
-    return Components(dataset, models, loss, penalty, opt_g, opt_d)
+    return Components(dataset, models, loss, penalty, opt_g, opt_d, augment)
 
 
 def _made(group: str, cfg: DictConfig) -> str:

@@ -11,7 +11,7 @@ that list against NOT_SETTINGS).
 from __future__ import annotations
 
 # Groups whose node builds a part of the run: `name`, `_target_` and its keyword arguments.
-PARTS = ("dataset", "model", "penalty", "optimizer", "loss")
+PARTS = ("dataset", "model", "penalty", "optimizer", "loss", "augment")
 # Presets: already applied to a run's stored config, so a resume may repeat them, not change them.
 PRESETS = ("experiment", "debug", "study")
 # Override keys (or prefixes) that never distinguish runs' results: logging, paths, the

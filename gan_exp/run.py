@@ -49,6 +49,7 @@ class Prepared:
     trainer: Trainer
     resumed_from: Path | None
     overrides: list[str]
+    discard: list[Path]  # newer checkpoints the command asked to delete (discard_newer)
 
 
 def train(
@@ -109,10 +110,11 @@ def prepare(
 ) -> Prepared | None:
     """Every check and every build a run needs, writing nothing; None if already finished."""
     resume_from = checkpoint.resolve(cfg.get("resume"), run_dir)
-    state = None
+    state, discard = None, []
     if resume_from is not None:
         state = checkpoint.load(resume_from)
-        check_resume_folder(resume_from, int(state["step"]), run_dir)
+        discard = check_resume_folder(resume_from, int(state["step"]), run_dir,
+                                      bool(cfg.checkpoint.get("discard_newer", False)))
         cfg = checkpoint.config_for_resume(state, overrides, resume_from, choices)
         validate(cfg)
         step, steps = int(state["step"]), int(cfg.train.steps)
@@ -141,7 +143,7 @@ def prepare(
     trainer = Trainer(cfg, run_dir, parts, device, evaluator, choices=run_choices)
     if state is not None and resume_from is not None:
         trainer.load_state_dict(state, resume_from)
-    return Prepared(cfg, trainer, resume_from, list(overrides))
+    return Prepared(cfg, trainer, resume_from, list(overrides), discard)
 
 
 def finished_metrics(run_dir: Path) -> dict[str, float]:
@@ -181,6 +183,10 @@ def run_prepared(prepared: Prepared) -> dict[str, float]:
     cfg, trainer = prepared.cfg, prepared.trainer
     run_dir, parts = trainer.run_dir, trainer.parts
     checkpoint.remove_stale_temporaries(run_dir)
+    for path in prepared.discard:
+        log.warning("checkpoint.discard_newer=true: deleting %s (newer than the resumed step %d)",
+                    path, trainer.step)
+        path.unlink(missing_ok=True)
     if prepared.resumed_from is not None:
         log.info("resumed from %s at step %d", prepared.resumed_from, trainer.step)
     log.info(

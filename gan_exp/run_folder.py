@@ -213,10 +213,13 @@ def holds_a_run(folder: Path, *, or_its_lock: bool = False) -> bool:
         (folder / name).exists() for name in names) or any(folder.glob("events.out.tfevents.*"))
 
 
-def check_resume_folder(resume_from: Path, step: int, run_dir: Path) -> None:
+def check_resume_folder(resume_from: Path, step: int, run_dir: Path,
+                        discard_newer: bool = False) -> list[Path]:
     """A resume continues in its checkpoint's own run folder, or branches into a new, empty
     one: it never trains inside another run's folder (whose checkpoints rotation would then
-    delete), nor over newer checkpoints of its own run without being told to."""
+    delete), nor over newer checkpoints of its own run without being told to
+    (`checkpoint.discard_newer=true`). Returns the newer checkpoints the user asked to discard
+    (deleted once the run is accepted)."""
     own = Path(run_dir_of(str(resume_from), str(resume_from.parent)))
     if own.resolve() != run_dir.resolve():
         if holds_a_run(run_dir):
@@ -225,15 +228,18 @@ def check_resume_folder(resume_from: Path, step: int, run_dir: Path) -> None:
                 f"run; a resume continues in its checkpoint's own folder {own} (leave "
                 "hydra.run.dir out) or branches into a new, empty folder (hydra.run.dir=NEW)"
             )
-        return
+        return []
     newer = [p for p in listing(run_dir) if step_of(p) > step]
-    if newer:
+    if newer and not discard_newer:
         raise CheckpointError(
             f"resume={resume_from} is step {step}, older than this run's newest checkpoint "
             f"{newer[-1].name}: training in {run_dir} would delete "
             f"{', '.join(p.name for p in newer)} and hide TensorBoard's later steps. Branch "
-            "into a new folder instead, leaving this run as it is: add hydra.run.dir=NEW"
+            "into a new folder instead, leaving this run as it is: add hydra.run.dir=NEW; or, "
+            "to continue this run from that step and delete those, add "
+            "checkpoint.discard_newer=true"
         )
+    return newer
 
 
 def held_by_another(run_dir: Path) -> bool:

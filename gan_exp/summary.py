@@ -135,7 +135,15 @@ def find_jobs(sweep: Path) -> list[Job]:
                if p.is_dir() and not p.name.startswith(".") and holds_a_run(p, or_its_lock=True)]
     folders.sort(key=lambda p: (int(p.name.split("_")[0]) if p.name.split("_")[0].isdigit()
                                 else math.inf, p.name))
-    return [read_job(p) for p in folders]
+    from gan_exp.progress import bar
+
+    progress = bar(len(folders), f"reading {sweep.name}", unit="job")
+    jobs = []
+    for p in folders:
+        jobs.append(read_job(p))
+        progress.update(1)
+    progress.close()
+    return jobs
 
 
 def swept_keys(jobs: list[Job]) -> list[str]:

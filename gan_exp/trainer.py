@@ -30,6 +30,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from gan_exp import checkpoint, signals, speed, sweep
+from gan_exp.augment import through
 from gan_exp.components import Components
 from gan_exp.directions import ema_tag
 from gan_exp.ema import GeneratorEMA
@@ -150,7 +151,9 @@ class Trainer:
             self.D.to(memory_format=torch.channels_last)
         # the step calls these; checkpoints and previews use the plain modules
         self.G_step = speed.maybe_compile(self.G, self.speed.compile_generator)
-        self.D_step = speed.maybe_compile(self.D, self.speed.compile_critic)
+        # every batch the critic sees passes `augment` first (augment=none: as it is)
+        self.D_step = through(parts.augment,
+                              speed.maybe_compile(self.D, self.speed.compile_critic))
         self.zero = torch.zeros((), device=device)
         self.simultaneous = updates_mode(cfg.train) == "simultaneous"
         ema = cfg.train.get("ema") or {}

@@ -91,6 +91,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "checkpoint.every": _int(1),
     "checkpoint.keep": _int(1),
     "checkpoint.keep_best": _BOOL,
+    "checkpoint.discard_newer": _BOOL,
     "divergence.max_critic": _optional(_num(0, True)),
     "optimizer.lr_g": _num(0, True),
     "optimizer.lr_d": _num(0, True),

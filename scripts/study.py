@@ -53,7 +53,9 @@ def variant(job: Job) -> str:
 
 
 def section(job: Job) -> str:
-    data = (last_config(job.path).get("dataset") or {}).get("name", "?")
+    # a job that wrote nothing yet (refused, or still starting) is known by its folder's name
+    data = (last_config(job.path).get("dataset") or {}).get("name") or job.overrides.get(
+        "dataset", "?")
     reference = job.overrides.get("experiment", "").startswith("pacgan")
     return f"pacgan_{data}" if reference else data
 

@@ -58,7 +58,10 @@ REAL_DATA = {
 }
 
 
-@pytest.mark.parametrize("group", ["loss", "penalty", "optimizer", "model", "dataset"])
+RESNET_SIDE = {"resnet_wgan_gp": 32, "sngan_32": 32, "sngan_48": 48, "sngan_64": 64}
+
+
+@pytest.mark.parametrize("group", ["loss", "penalty", "optimizer", "model", "dataset", "augment"])
 def test_every_option_composes_and_instantiates(group, tmp_path):
     for option in group_options(group):
         overrides = [f"{group}={option}", *SMALL]
@@ -77,6 +80,11 @@ def test_every_option_composes_and_instantiates(group, tmp_path):
             overrides.append("model.d_norm=layer")
         if cfg.loss.name == "ebgan" and cfg.model.name != "ebgan":
             overrides.append("model=ebgan")
+        if cfg.model.name in RESNET_SIDE:  # image folders at the side each ResNet makes
+            root = write_image_folder(tmp_path / "images", None, n=20)
+            overrides += ["dataset=image_folder", f"dataset.root={root}",
+                          f"dataset.image_size={RESNET_SIDE[cfg.model.name]}",
+                          "dataset.num_workers=0", "model.g_width=16", "model.d_width=16"]
         parts = build_components(compose_cfg(overrides), CPU)
         assert parts.opt_g.param_groups[0]["lr"] > 0
 

@@ -197,6 +197,8 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def test_a_resume_never_trains_in_another_runs_folder_nor_over_newer_checkpoints(tmp_path):
+    from gan_exp import checkpoint
+
     run_a, run_b, branch = tmp_path / "a", tmp_path / "b", tmp_path / "branch"
 
     def cli(*args: str) -> subprocess.CompletedProcess:
@@ -225,3 +227,10 @@ def test_a_resume_never_trains_in_another_runs_folder_nor_over_newer_checkpoints
     assert branched.returncode == 0, branched.stderr
     assert (branch / "checkpoints" / "step_0000006.pt").is_file()
     assert snapshot(run_a) == before
+    # the explicit opt-in: continue this run from step 2, deleting step 4 (and saying so)
+    assert "checkpoint.discard_newer=true" in out
+    discard = cli(f"resume={run_a}/checkpoints/step_0000002.pt", "train.steps=6",
+                  "checkpoint.discard_newer=true")
+    assert discard.returncode == 0, discard.stdout + discard.stderr
+    assert f"deleting {run_a}/checkpoints/step_0000004.pt" in discard.stdout + discard.stderr
+    assert checkpoint.load(checkpoint.latest(run_a))["step"] == 6

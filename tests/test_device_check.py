@@ -1,0 +1,25 @@
+"""scripts/device_check.py's CPU part: what a machine without CUDA can check passes, and every
+CUDA-only check says it was skipped and why."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_device_check_passes_its_cpu_part_and_names_what_it_skipped(tmp_path):
+    proc = subprocess.run([sys.executable, "scripts/device_check.py", "--no-benchmark",
+                           "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    for name in ("device=auto", "generator EMA", "every model at its real width",
+                 "two-job parallel sweep", "bit-exact resume on the device"):
+        assert any(line.startswith("pass") and name in line for line in out.splitlines()), name
+    for name in ("in-memory data on the device", "train.amp=bf16", "train.compile"):
+        assert any(line.startswith("skip") and name in line and "needs CUDA" in line
+                   for line in out.splitlines()), name
+    assert "0 failed" in out and "(no CUDA here)" in out
