@@ -51,6 +51,12 @@ class Evaluator:
             log.info("image metrics: features of a classifier of dataset=%s's %d labels; "
                      "held-out accuracy %.3f", dataset.name, int(dataset.labels.max()) + 1,
                      accuracy)
+        classes = 4 if task == ROTATION else int(dataset.labels.max()) + 1
+        if accuracy < 2 / classes:  # barely above chance: its features cannot rank generators
+            log.warning("the image metrics' classifier reaches only %.1f%% held-out accuracy "
+                        "(chance %.1f%%) on %d images: FD, KID, precision/recall and coverage "
+                        "from its features mean little; give it more images or epochs "
+                        "(metrics.classifier.*)", 100 * accuracy, 100 / classes, len(dataset))
         real, _ = labelled_images(dataset, int(m.n_real), device, self.seed + 7)
         self.image = ImageEvaluator(
             classifier,
