@@ -123,6 +123,17 @@ def resolve(resume: str | None, run_dir: Path) -> Path | None:
     return path
 
 
+def load_given(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint a tool was pointed at (a run folder: its newest; a file: that one) and its
+    state, for scripts/evaluate.py and gan-exp-sample."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such run folder or checkpoint file")
+    ckpt = resolve(str(path), path.parent)
+    assert ckpt is not None
+    return ckpt, load(ckpt)
+
+
 def step_of(path: Path) -> int:
     return int(path.stem.split("_")[1])
 

@@ -27,10 +27,10 @@ class GeneratorEMA:
         self._pairs()
 
     def _pairs(self) -> None:
-        self.params = [p for p in self.module.parameters()]
-        self.source_params = [p for p in self._source.parameters()]
-        self.buffers = [b for b in self.module.buffers()]
-        self.source_buffers = [b for b in self._source.buffers()]
+        self.params = list(self.module.parameters())
+        self.source_params = list(self._source.parameters())
+        self.buffers = list(self.module.buffers())
+        self.source_buffers = list(self._source.buffers())
 
     @torch.no_grad()
     def update(self, step: int) -> None:

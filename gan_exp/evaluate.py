@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 from gan_exp import checkpoint
 from gan_exp.atomic import atomic_write_bytes, atomic_write_text
 from gan_exp.components import build_components, resolve_device
-from gan_exp.errors import CheckpointError, GanExpError, StorageError
+from gan_exp.errors import GanExpError, StorageError
 from gan_exp.metrics import Evaluator
 from gan_exp.trainer import Trainer
 
@@ -34,12 +34,7 @@ def evaluate(
     path: str | Path, n_samples: int | None = None, out: Path | None = None, device: str = "auto"
 ) -> dict[str, float]:
     """Metrics of the checkpoint at `path` (a file or a run folder); the grid goes to `out`."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such run folder or checkpoint file")
-    ckpt = checkpoint.resolve(str(path), path.parent)
-    assert ckpt is not None
-    state = checkpoint.load(ckpt)
+    ckpt, state = checkpoint.load_given(path)
     cfg = OmegaConf.create(state["config"])
     cfg.device = device
     trained_n = (int(cfg.metrics.n_samples), int(cfg.metrics.n_real))

@@ -43,12 +43,7 @@ def load_generator(run_or_checkpoint: str | Path, device: str | torch.device = "
     from gan_exp.components import build
     from gan_exp.data.base import DataSpec
 
-    path = Path(run_or_checkpoint).expanduser()
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such run folder or checkpoint file")
-    ckpt = checkpoint.resolve(str(path), path.parent)
-    assert ckpt is not None
-    state = checkpoint.load(ckpt)
+    ckpt, state = checkpoint.load_given(run_or_checkpoint)
     cfg = OmegaConf.create(state["config"])
     if "data_spec" in state:
         spec = DataSpec(tuple(state["data_spec"]["shape"]), bool(state["data_spec"]["bounded"]))

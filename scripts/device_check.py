@@ -141,7 +141,7 @@ class Checks:
         proc = subprocess.run(
             [sys.executable, "-m", "gan_exp.train", "-m", "hydra/launcher=parallel",
              "hydra.launcher.n_jobs=2", "dataset=ring", "train.steps=20", "seed=0,1",
-             "metrics.enabled=false", "log.progress=false", f"device={'auto'}",
+             "metrics.enabled=false", "log.progress=false", "device=auto",
              f"hydra.sweep.dir={sweep}"], cwd=ROOT, env=env, capture_output=True, text=True,
             timeout=600)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
