@@ -128,6 +128,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "metrics.classifier.batch_size": _int(1),
     "metrics.classifier.lr": _num(0, True),
     "metrics.classifier.holdout": _OPEN_UNIT,
+    "metrics.classifier.threads": _int(1),
     "dataset.size": _optional(_int(1)),
     "dataset.image_size": _int(4),
     "dataset.num_workers": _int(0),

@@ -21,6 +21,7 @@ FAST = [
     "metrics.n_real=200",
     "metrics.toy_samples=500",
     "metrics.classifier.epochs=1",
+    "metrics.classifier.max_images=3000",  # of the whole digits, which the metrics measure on
 ]
 # Shrink the conv models so CPU tests stay in seconds.
 SMALL_EBGAN = ["model.g_width=16", "model.d_width=8"]

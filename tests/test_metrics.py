@@ -287,3 +287,71 @@ def test_unlabelled_folder_gets_rotation_features_that_separate_real_from_noise(
     real_fd = evaluator(Fixed(held_out), 8)["metrics/fd_classifier"]
     noise_fd = evaluator(Fixed(noise), 8)["metrics/fd_classifier"]
     assert noise_fd > 5 * real_fd, (real_fd, noise_fd)
+
+
+def test_a_slice_of_the_data_is_measured_against_the_whole(tmp_path, caplog):
+    """dataset.size trains on a slice; the metrics' classifier and real statistics come from
+    the whole dataset (FID against the full training set, as the limited-data papers measure),
+    and a run on the whole reuses that same cached classifier."""
+    from gan_exp.components import build
+    from gan_exp.metrics import Evaluator
+
+    cpu = torch.device("cpu")
+    cfg = compose_cfg([*FAST, f"metrics.cache_dir={tmp_path}", "metrics.n_real=1000"])
+    dataset = build(cfg.dataset)
+    assert len(dataset) == 256 and dataset.unsliced == {"size": 60000}
+    with caplog.at_level(logging.INFO):
+        evaluator = Evaluator(cfg, dataset, cpu)
+    assert "training sees 256 of dataset=digits's 60000 images" in caplog.text
+    assert len(evaluator.image.real_features) == 1000  # more than the slice holds
+    cached = sorted(tmp_path.glob("*.pt"))
+    assert len(cached) == 1
+    whole = compose_cfg([*FAST, "dataset.size=60000", f"metrics.cache_dir={tmp_path}"])
+    full = build(whole.dataset)
+    assert full.unsliced is None
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        Evaluator(whole, full, cpu)
+    assert "classifier epoch" not in caplog.text  # loaded, not trained again
+    assert sorted(tmp_path.glob("*.pt")) == cached
+
+
+def test_the_metrics_classifier_is_trained_once_and_alike_whatever_the_thread_count(
+    tmp_path, monkeypatch
+):
+    """Jobs of a parallel sweep that find no cached classifier start together: one trains it
+    while the others wait for it, and it comes out bit for bit the same whatever number of
+    threads the job was given, so every run is scored in one feature space."""
+    import threading
+
+    from gan_exp.data import digits
+    from gan_exp.metrics import features
+
+    dataset = digits.build(size=400, cache_dir=None)
+    cls = {"epochs": 1, "batch_size": 64, "lr": 1e-3, "width": 8, "feature_dim": 16,
+           "holdout": 0.1, "max_images": 400, "seed": 0, "threads": 2}
+    state = {}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        try:
+            model, _ = features.load_or_train(dataset, {}, cls, None, torch.device("cpu"))
+        finally:
+            torch.set_num_threads(2)
+        state[threads] = model.state_dict()
+    assert all(torch.equal(state[1][k], state[2][k]) for k in state[1])
+
+    trained, real_train = [], features._train
+
+    def slow_train(*args):
+        trained.append(1)
+        return real_train(*args)
+
+    monkeypatch.setattr(features, "_train", slow_train)
+    results = []
+    jobs = [threading.Thread(target=lambda: results.append(features.load_or_train(
+        dataset, {}, cls, tmp_path, torch.device("cpu"))[1])) for _ in range(2)]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join()
+    assert len(trained) == 1 and len(results) == 2 and results[0] == results[1]

@@ -42,6 +42,11 @@ class GANDataset:
     name: str
     spec: DataSpec
     labels: Tensor
+    # The dataset-config values that give the whole dataset when `dataset.size` kept a slice of
+    # it (else None): the image metrics measure against the whole, as limited-data GAN papers
+    # compute FID against the full training set (Karras et al. 2020, "Training generative
+    # adversarial networks with limited data"; Zhao et al. 2020, DiffAugment).
+    unsliced: dict[str, Any] | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])

@@ -126,14 +126,22 @@ def generate(size: int, seed: int) -> tuple[Tensor, Tensor]:
     return render_digits(labels, generator), labels
 
 
+FULL_SIZE = 60000  # the whole dataset, MNIST's training-set size; `size: null` means this
+
+
 def build(
-    size: int = 60000, seed: int = 0, cache_dir: str | None = None, name: str = "digits"
+    size: int | None = FULL_SIZE, seed: int = 0, cache_dir: str | None = None,
+    name: str = "digits",
 ) -> InMemoryDataset:
     """`size` samples drawn from `seed` (independent of the training seed).
+
+    Fewer than FULL_SIZE is a slice for limited-data experiments: the image metrics then
+    measure against the FULL_SIZE set (`unsliced`).
 
     Rendering 60k digits takes ~15 s on 2 CPU cores, so the result is cached in `cache_dir`
     (written atomically; a cache is only ever a copy of what `generate` returns).
     """
+    size = FULL_SIZE if size is None else size
     if size < 10:
         raise ConfigError(f"dataset.size={size} must be >= 10 (one sample per class)")
     cache = None
@@ -152,4 +160,6 @@ def build(
         images, labels = generate(size, seed)
         if cache is not None:
             atomic_torch_save({"images": images, "labels": labels}, cache)
-    return InMemoryDataset(name, images, labels, DataSpec(shape=(1, SIDE, SIDE), bounded=True))
+    dataset = InMemoryDataset(name, images, labels, DataSpec(shape=(1, SIDE, SIDE), bounded=True))
+    dataset.unsliced = {"size": FULL_SIZE} if size < FULL_SIZE else None
+    return dataset

@@ -138,6 +138,7 @@ def _finish(
     """
     spec = DataSpec(shape=shape, bounded=True)
     num_workers = usable_workers(num_workers)
+    total = int(labels.shape[0])
     if size is not None:
         check_value("dataset.size", size)
         keep = min(size, int(labels.shape[0]))
@@ -146,15 +147,20 @@ def _finish(
         if array is not None:
             full = array
             array = lambda: full()[:keep]  # noqa: E731
+    sliced = size is not None and size < total
     n = int(labels.shape[0])
+    dataset: GANDataset
     if not _fits(n, shape, in_memory, max_memory_mb):
         log.info("dataset=%s: %d images streamed from disk with %d workers", name, n, num_workers)
-        return StreamingDataset(name, source, labels, spec, num_workers=num_workers)
-    if array is not None:
-        images = adapt_uint8(array(), shape[1], shape[0])
+        dataset = StreamingDataset(name, source, labels, spec, num_workers=num_workers)
     else:
-        images, labels = _materialise(source, num_workers)
-    return InMemoryDataset(name, images, labels.long(), spec)
+        if array is not None:
+            images = adapt_uint8(array(), shape[1], shape[0])
+        else:
+            images, labels = _materialise(source, num_workers)
+        dataset = InMemoryDataset(name, images, labels.long(), spec)
+    dataset.unsliced = {"size": None} if sliced else None
+    return dataset
 
 
 def _open(

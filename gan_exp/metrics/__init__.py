@@ -14,6 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
+from gan_exp.components import build
 from gan_exp.data.base import GANDataset
 from gan_exp.data.toy import PointDataset
 from gan_exp.metrics.features import ROTATION, feature_task, labelled_images, load_or_train
@@ -40,6 +41,12 @@ class Evaluator:
         self.n = int(m.n_samples)
         cls_cfg = OmegaConf.to_container(m.classifier, resolve=True)
         data_cfg = OmegaConf.to_container(cfg.dataset, resolve=True)
+        if dataset.unsliced is not None:  # dataset.size trains on a slice: measure on the whole
+            data_cfg = {**data_cfg, **dataset.unsliced}
+            sliced, dataset = len(dataset), build(OmegaConf.create(data_cfg))
+            log.info("image metrics: training sees %d of dataset=%s's %d images; the metrics' "
+                     "classifier and real statistics use all of them", sliced, dataset.name,
+                     len(dataset))
         cache = Path(m.cache_dir) if m.cache_dir else None
         classifier, accuracy = load_or_train(dataset, data_cfg, cls_cfg, cache, device)
         task = feature_task(dataset)

@@ -4,7 +4,9 @@ or, for unlabelled data (a flat image folder: every label 0), of the images' rot
 Inception features need a download; this network is trained once per dataset config on that
 dataset's labelled training images (a seeded hold-out gives its test accuracy), cached under
 `paths.data_dir/classifiers/`, and its penultimate layer is the embedding for FD, KID and
-precision/recall. Its numbers are comparable between runs on the same dataset and classifier
+precision/recall. It is a function of the dataset and its own config only (its own seed, a
+fixed thread count), and concurrent jobs train it once under a lock, so the runs of a sweep
+share one feature space. Its numbers are comparable between runs on the same dataset and classifier
 config, not with published FIDs: hence names like "FD (classifier)".
 
 A classifier of one label learns nothing, so on unlabelled data the network is trained on a
@@ -19,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -131,32 +135,78 @@ def load_or_train(
     if task == ROTATION:
         cls_cfg = {**cls_cfg, "task": ROTATION}  # its own cache entry
     channels = dataset.spec.shape[0]
-    model = Classifier(channels, n_classes, cls_cfg["width"], cls_cfg["feature_dim"]).to(device)
-    path = None
-    if cache_dir is not None:
-        path = Path(cache_dir) / f"{dataset.name}_{cache_key(dataset_cfg, cls_cfg)}.pt"
-        if path.is_file():
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-                model.load_state_dict(state["model"])
-                model.eval()
-                return model, float(state["test_accuracy"])
-            except Exception as err:  # a bad cache is retrained, never trusted
-                log.warning("ignoring unreadable classifier cache %s (%s)", path, err)
+    with torch.random.fork_rng(devices=[]):  # its own seed, not the training run's stream
+        torch.manual_seed(cls_cfg["seed"])
+        model = Classifier(channels, n_classes, cls_cfg["width"], cls_cfg["feature_dim"])
+    model.to(device)
+    if cache_dir is None:
+        accuracy = _train(model, dataset, cls_cfg, device)
+        model.eval()
+        return model, accuracy
+    path = Path(cache_dir) / f"{dataset.name}_{cache_key(dataset_cfg, cls_cfg)}.pt"
+    if _load(model, path) is None:
         check_writable(path.parent, "metrics.cache_dir",
                        "; set paths.data_dir to a writable folder, or metrics.cache_dir=null")
-    accuracy = _train(model, dataset, cls_cfg, device)
-    if path is not None:
-        atomic_torch_save({"model": model.state_dict(), "test_accuracy": accuracy}, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    # The jobs of a parallel sweep start together: one trains, the others wait and load its
+    # network, so every run of a sweep is scored in the same feature space.
+    with _cache_lock(path):
+        if (accuracy := _load(model, path)) is None:
+            accuracy = _train(model, dataset, cls_cfg, device)
+            atomic_torch_save({"model": model.state_dict(), "test_accuracy": accuracy}, path)
     model.eval()
     return model, accuracy
+
+
+def _load(model: Classifier, path: Path) -> float | None:
+    """The cached network's held-out accuracy, its weights loaded into `model`; None if none."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        model.eval()
+        return float(state["test_accuracy"])
+    except Exception as err:  # a bad cache is retrained, never trusted
+        log.warning("ignoring unreadable classifier cache %s (%s)", path, err)
+        return None
+
+
+@contextmanager
+def _cache_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on `<cache>.lock` (POSIX flock; released when the process dies)."""
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock, each process may train its own
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """torch's CPU thread count set to `n` meanwhile: the result of a CPU reduction depends on
+    how many threads split it, so a fixed count gives the same network in a lone run and in a
+    sweep job that was given fewer threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _train(
     model: Classifier, dataset: GANDataset, cfg: dict[str, Any], device: torch.device
 ) -> float:
     """Seeded training on the first (1 - holdout) of a seeded shuffle; accuracy on the rest."""
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), \
+            _threads(int(cfg.get("threads", 1))):
         torch.manual_seed(cfg["seed"])
         x, y = labelled_images(dataset, cfg["max_images"], device, cfg["seed"])
         n_test = max(1, int(len(y) * cfg["holdout"]))
