@@ -135,9 +135,15 @@ def load_or_train(
     if task == ROTATION:
         cls_cfg = {**cls_cfg, "task": ROTATION}  # its own cache entry
     channels = dataset.spec.shape[0]
-    with torch.random.fork_rng(devices=[]):  # its own seed, not the training run's stream
+    # Built from the run's random stream, which the run's training then continues from (so an
+    # image run trains the same with and without a cached classifier), and then drawn again
+    # from the classifier's own seed: the network must not depend on which run trained it.
+    model = Classifier(channels, n_classes, cls_cfg["width"], cls_cfg["feature_dim"])
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cls_cfg["seed"])
-        model = Classifier(channels, n_classes, cls_cfg["width"], cls_cfg["feature_dim"])
+        for layer in model.modules():
+            if layer is not model and hasattr(layer, "reset_parameters"):
+                layer.reset_parameters()
     model.to(device)
     if cache_dir is None:
         accuracy = _train(model, dataset, cls_cfg, device)
