@@ -18,7 +18,7 @@ from torch.optim import Optimizer
 
 from gan_exp import memory
 from gan_exp.augment import NoAugment
-from gan_exp.data.base import GANDataset
+from gan_exp.data.base import DataSpec, GANDataset
 from gan_exp.errors import ConfigError
 from gan_exp.losses import GANLoss
 from gan_exp.models.base import Critic, CriticOutput, GANModels, has_batchnorm
@@ -89,6 +89,16 @@ def check_compatible(cfg: DictConfig, models: GANModels, loss: GANLoss, penalty:
         )
 
 
+def model_inputs(cfg: DictConfig, loss: GANLoss, spec: DataSpec) -> dict[str, Any]:
+    """What the model's builder gets besides its config: the data's spec and, for a model whose
+    `critic` is `auto` (model=toy_mlp), the critic kind the loss needs (EBGAN's energy is an
+    autoencoder's reconstruction error; every other loss gets the maxout critic)."""
+    inputs: dict[str, Any] = {"data": spec}
+    if cfg.model.get("critic") == "auto":
+        inputs["critic"] = "autoencoder" if loss.requires_embedding else "maxout"
+    return inputs
+
+
 def build_components(
     cfg: DictConfig, device: torch.device, dataset: GANDataset | None = None
 ) -> Components:
@@ -97,9 +107,7 @@ def build_components(
     if dataset is None:
         dataset = build(cfg.dataset)
     loss: GANLoss = build(cfg.loss)
-    model_kwargs: dict[str, Any] = {"data": dataset.spec}
-    if cfg.model.get("critic") == "auto":  # model=toy_mlp: the critic kind the loss needs
-        model_kwargs["critic"] = "autoencoder" if loss.requires_embedding else "maxout"
+    model_kwargs = model_inputs(cfg, loss, dataset.spec)
     preview = int(cfg.log.get("n_samples") or dataset.preview_size)
     memory.check(cfg, lambda: build(cfg.model, **model_kwargs), tuple(dataset.spec.shape),
                  preview, device)

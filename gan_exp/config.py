@@ -78,10 +78,16 @@ def specialisation_setting(cfg: DictConfig, key: str) -> str | None:
     if not isinstance(loss, DictConfig) or not isinstance(data, DictConfig):
         return None
     name = f"{loss.get('name')}_{data.get('name')}"
-    path = CONF_DIR / "loss_dataset" / f"{name}.yaml"
-    if path.is_file() and OmegaConf.select(OmegaConf.load(path), key) is not None:
+    path = option_file("loss_dataset", name)
+    if path is not None and OmegaConf.select(OmegaConf.load(path), key) is not None:
         return f"loss_dataset={name}"
     return None
+
+
+def option_file(group: str, name: str, folders: Sequence[Path] = (CONF_DIR,)) -> Path | None:
+    """The YAML file of option `name` of `group` in the first of `folders` that has it."""
+    return next((f / group / f"{name}.yaml" for f in folders
+                 if (f / group / f"{name}.yaml").is_file()), None)
 
 
 def _close(word: str, candidates: Sequence[str], n: int = 2) -> str:

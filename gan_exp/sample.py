@@ -40,7 +40,7 @@ def load_generator(run_or_checkpoint: str | Path, device: str | torch.device = "
     """The generator of a run folder's newest checkpoint (or of one checkpoint file), in eval
     mode on `device`, with `latent_dim` set: `G(torch.randn(n, G.latent_dim))`. `ema=True`:
     the average of its weights (a run trained with `train.ema.decay`)."""
-    from gan_exp.components import build
+    from gan_exp.components import build, model_inputs
     from gan_exp.data.base import DataSpec
 
     ckpt, state = checkpoint.load_given(run_or_checkpoint)
@@ -49,10 +49,7 @@ def load_generator(run_or_checkpoint: str | Path, device: str | torch.device = "
         spec = DataSpec(tuple(state["data_spec"]["shape"]), bool(state["data_spec"]["bounded"]))
     else:  # a checkpoint from before the spec was stored: the dataset says it
         spec = build(cfg.dataset).spec
-    kwargs: dict = {"data": spec}
-    if cfg.model.get("critic") == "auto":
-        kwargs["critic"] = "autoencoder" if build(cfg.loss).requires_embedding else "maxout"
-    models = build(cfg.model, **kwargs)
+    models = build(cfg.model, **model_inputs(cfg, build(cfg.loss), spec))
     generator = models.generator
     key = "generator_ema" if ema else "generator"
     if key not in state:

@@ -27,7 +27,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan_exp import checkpoint, signals
-from gan_exp.config import CONF_DIR, SPECIALISING, command_line_typo, compose_config
+from gan_exp.config import (
+    CONF_DIR,
+    SPECIALISING,
+    command_line_typo,
+    compose_config,
+    option_file,
+)
 from gan_exp.errors import (
     ConfigError,
     GanExpError,
@@ -175,7 +181,7 @@ def applied_choices(hc: Any) -> dict[str, str | None]:
         name = choices.get(group)
         folders = [CONF_DIR] + [Path(s.path) for s in hc.runtime.config_sources
                                 if s.schema == "file"]
-        if name and not any((f / group / f"{name}.yaml").is_file() for f in folders):
+        if name and option_file(group, name, folders) is None:
             choices[group] = None
     return choices
 

@@ -399,8 +399,6 @@ def main(argv: list[str] | None = None) -> int:
         "metrics.enabled=false",
         f"dataset.size={size}",
     ]
-    if args.quick:
-        common.append("dataset.cache_dir=null")
     torch.set_num_threads(torch.get_num_threads())
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
@@ -551,10 +549,10 @@ def logging_table(common: list[str], steps: int, size: int, quick: bool,
             f"dataset.size={size}",
             *(
                 [
-                    "dataset.cache_dir=null",
                     "metrics.n_samples=200",
                     "metrics.n_real=200",
                     "metrics.classifier.epochs=1",
+                    "metrics.classifier.max_images=2000",
                 ]
                 if quick
                 else []
