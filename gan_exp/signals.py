@@ -117,6 +117,24 @@ def _children() -> list[int]:
     return found
 
 
+def run_passing_stops(cmd: list[str], **popen: Any) -> int:
+    """Run `cmd` (a sweep, for a tool that launches one) to its end and return its exit status.
+    A stop signal this process receives is recorded and passed on to it, and the child is
+    waited for, so that it stops the way its own handling says (a sweep's jobs checkpoint)
+    instead of being killed, as `subprocess.run` kills its child on Ctrl-C."""
+    import subprocess
+
+    child = subprocess.Popen(cmd, **popen)
+
+    def pass_on(signum: int, frame: Any = None) -> None:
+        request(signum)
+        with contextlib.suppress(OSError):  # Ctrl-C already reached it: a second is harmless
+            child.send_signal(signum)
+
+    with handling(pass_on):
+        return child.wait()
+
+
 def report_stopped_sweep(sweep_dir: Path, argv: list[str]) -> None:
     """After a stopped sweep's jobs have ended: where each stopped, the command that resumes
     the whole sweep, and the signal's exit status. Nothing when no stop signal came."""

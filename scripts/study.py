@@ -19,7 +19,7 @@ import json
 import math
 import os
 import platform
-import subprocess
+import signal
 import sys
 import time
 from collections import defaultdict
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import yaml
 
+from gan_exp import signals
 from gan_exp.atomic import atomic_write_text
 from gan_exp.summary import Job, find_jobs, last_config, mean_std, plot_curves, rows_of
 
@@ -38,13 +39,18 @@ TOY, IMAGE, DIAGNOSTICS = (DATA["tags"][k] for k in ("toy", "image", "diagnostic
 
 
 def run_sweeps(names: list[str], out: Path, jobs: int, extra: tuple[str, ...]) -> bool:
-    """Each sweep through Hydra's multirun; True when every job of every sweep succeeded."""
+    """Each sweep through Hydra's multirun; True when every job of every sweep succeeded.
+    A stop signal goes on to the running sweep (its jobs checkpoint), then the study exits."""
     ok = True
     for name in names:
         cmd = [sys.executable, "-m", "gan_exp.train", "-m", f"study={name}",
                f"hydra.sweep.dir={out / name}", f"hydra.launcher.n_jobs={jobs}", *extra]
         print(f"study: {' '.join(cmd[1:])}", flush=True)
-        ok &= subprocess.run(cmd, cwd=ROOT).returncode == 0
+        ok &= signals.run_passing_stops(cmd, cwd=ROOT) == 0
+        if (signum := signals.requested()) is not None:
+            print(f"study: stopped by {signal.Signals(signum).name} in sweep {name}, report "
+                  "unchanged; the same command resumes it", file=sys.stderr)
+            sys.exit(128 + signum)
     return ok
 
 
@@ -196,23 +202,19 @@ def report(found: dict, missing: list[str], docs: Path, head: str, long: bool) -
 
 
 def machine() -> str:
-    info = Path("/proc/cpuinfo")
-    names = [x.split(":", 1)[1].strip() for x in (info.read_text().splitlines()
-             if info.is_file() else []) if x.startswith("model name")]
+    text = info.read_text() if (info := Path("/proc/cpuinfo")).is_file() else ""
+    names = [x.split(":", 1)[1].strip() for x in text.splitlines() if x.startswith("model name")]
     return f"{os.cpu_count()} CPU cores ({names[0] if names else platform.machine()})"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="every sweep at 20 steps, seed 0")
-    parser.add_argument("--long", action="store_true", help="the reference protocol until it "
-                        "levels off (conf/study/long.yaml, ~4.5 h) into docs/results_long.md")
-    parser.add_argument("--only", nargs="+", metavar="SWEEP", help=f"sweeps to train, of "
-                        f"{', '.join(STUDY)} (the report covers every sweep on disk)")
+    parser.add_argument("--long", action="store_true", help="conf/study/long.yaml (~4.5 h)")
+    parser.add_argument("--only", nargs="+", metavar="SWEEP", help=f"of {', '.join(STUDY)}")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once (default 2)")
     parser.add_argument("--out", type=Path, help="sweep folders (default outputs/study)")
-    parser.add_argument("--docs", type=Path, help="report folder (default docs/ for the "
-                        "default --out, else <out>/docs)")
+    parser.add_argument("--docs", type=Path, help="report folder (default docs/ or <out>/docs)")
     parser.add_argument("--report-only", action="store_true", help="train nothing")
     args = parser.parse_args(argv)
     names = ("long",) if args.long else STUDY
@@ -221,22 +223,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--long and --quick: choose one (--quick is the smoke test)"
                      if args.long and args.quick else f"--jobs={args.jobs}: must be at least 1")
     if wrong:
-        parser.error(f"--only {' '.join(wrong)}: not a sweep of this study; choose from "
-                     f"{', '.join(names)}")
+        parser.error(f"--only {' '.join(wrong)}: not a sweep of this study; of {', '.join(names)}")
     out = (args.out or ROOT / "outputs" / "study").resolve()
     docs = (args.docs or (out / "docs" if args.out or args.quick else ROOT / "docs")).resolve()
-    for path, flag in ((out, "--out"), (docs, "--docs")):
-        if path.exists() and not path.is_dir():
-            parser.error(f"{flag} {path}: is a file, not a folder")
+    if bad := [f"{f} {p}" for p, f in ((out, "--out"), (docs, "--docs")) if p.is_file()]:
+        parser.error(f"{bad[0]}: is a file, not a folder")
     start = time.perf_counter()
     ok = args.report_only or run_sweeps(list(args.only or names), out, args.jobs,
                                         QUICK if args.quick else ())
-    wall = time.perf_counter() - start
     flags = " --long" if args.long else " --quick" if args.quick else ""
     head = (f"Written by `python scripts/study.py{flags}` on {machine()}. "
             + ("Tables rebuilt from the sweeps on disk (`--report-only`)." if args.report_only
-               else f"Wall time of this invocation: {wall / 60:.1f} min, {args.jobs} runs at a "
-               "time (finished runs it found are not trained again)."))
+               else f"Wall time of this invocation: {(time.perf_counter() - start) / 60:.1f} "
+               f"min, {args.jobs} runs at a time (finished runs it found are not trained again)."))
     if args.quick:
         head += " **Quick mode: 20 steps per run, a smoke test; the numbers mean nothing.**"
     if not (found := collect(out, names))[0]:  # never replace a report with an empty one

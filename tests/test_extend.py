@@ -108,8 +108,7 @@ def user_folder(root: Path) -> Path:
 
 
 def cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "GAN_EXP_DATA": str(cwd / "data"),
-           "PYTHONPATH": str(cwd)}
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(cwd)}
     return subprocess.run([sys.executable, "-m", "gan_exp.train", "--config-dir", "my_conf",
                            *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
@@ -145,8 +144,7 @@ def test_a_user_class_that_breaks_the_contract_is_named_before_training(tmp_path
 def test_installed_console_script_finds_its_configs_from_any_folder(tmp_path):
     script = Path(sys.executable).with_name("gan-exp-train")
     assert script.exists(), "pip install -e . installs the console script"
-    env = {**os.environ, "GAN_EXP_DATA": str(tmp_path / "data")}
     proc = subprocess.run([str(script), *QUICK, "train.steps=3", "hydra.run.dir=run"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "run" / "checkpoints" / "step_0000003.pt").is_file()

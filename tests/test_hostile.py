@@ -34,7 +34,7 @@ QUICK = [
 
 
 def cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 300):
-    full_env = {**os.environ, "HYDRA_FULL_ERROR": "0", "GAN_EXP_DATA": str(cwd / "data")}
+    full_env = {**os.environ, "HYDRA_FULL_ERROR": "0"}  # the session's data caches
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "gan_exp.train", *args],

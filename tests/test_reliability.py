@@ -246,7 +246,8 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize("overrides,message", BAD_INPUTS, ids=[" ".join(o) for o, _ in BAD_INPUTS])
 def test_bad_input_is_named_before_training(tmp_path, overrides, message):
-    cfg = compose_cfg(["dataset.size=64", *overrides])
+    cfg = compose_cfg(["dataset.size=64", "metrics.classifier.epochs=1",
+                       "metrics.classifier.max_images=3000", *overrides])
     with pytest.raises(ConfigError) as err:
         train(cfg, tmp_path / "run")
     assert message in str(err.value)

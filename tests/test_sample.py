@@ -4,7 +4,6 @@ FID tools, interpolation grids) and `checkpoint.keep_best`, from the command lin
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,8 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def train(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "GAN_EXP_DATA": str(cwd / "data")}
-    return subprocess.run([sys.executable, "-m", "gan_exp.train", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "gan_exp.train", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=300)
 
 

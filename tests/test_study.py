@@ -3,10 +3,13 @@ Hydra multiruns of conf/study/, then the report read from the sweep folders."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -121,3 +124,37 @@ def test_bad_study_arguments_are_refused_with_one_line_and_change_nothing(tmp_pa
     proc = study("--report-only", "--out", str(tmp_path / "no_runs"), "--docs", str(docs))
     assert proc.returncode == 2 and "no runs under" in proc.stderr, proc.stderr
     assert (docs / "results.md").read_text() == "kept\n" and len(list(docs.iterdir())) == 1
+
+
+def test_ctrl_c_reaches_the_running_sweep_and_the_study_stops_without_a_report(tmp_path):
+    """Ctrl-C in the terminal (SIGINT to the study's process group): the running sweep stops as
+    a stopped sweep does (it is not killed: it names where each job stopped), the study says so
+    in one line, exits 130, starts no further sweep, writes no report and leaves no process."""
+    out = tmp_path / "study"
+    proc = subprocess.Popen([sys.executable, "scripts/study.py", "--quick", "--out", str(out),
+                             "--only", "toys", "toys_dragan_paper"], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((out / "toys").glob("*/.hydra")):
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stdout + stderr
+    assert "study: stopped by SIGINT in sweep toys, report unchanged" in stderr
+    assert "sweep stopped by SIGINT" in stderr and "resume the whole sweep" in stderr
+    assert "Traceback" not in stdout + stderr and "study=toys_dragan_paper" not in stdout
+    assert not (out / "docs").exists()
+
+    def left() -> list[str]:  # processes of the study's group: its sweep and their workers
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == proc.pid:
+                    found.append(stat.parent.name)
+        return found
+
+    deadline = time.time() + 30
+    while left() and time.time() < deadline:
+        time.sleep(0.2)
+    assert not left()

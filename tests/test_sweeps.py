@@ -34,8 +34,7 @@ def have(module: str) -> bool:
 
 
 def cli(args, cwd, timeout=400, **popen):
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "GAN_EXP_DATA": str(cwd / "data"),
-           "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "gan_exp.train", *args]
     if popen:
         return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
@@ -194,7 +193,7 @@ def test_a_stopped_parallel_sweep_checkpoints_every_job_and_resumes_to_the_same_
     straight = tmp_path / "straight"
     proc = cli([*args, f"hydra.sweep.dir={straight}"], tmp_path)
     assert proc.returncode == 0, proc.stdout
-    env = {**os.environ, "GAN_EXP_DATA": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     for sig, ctrl_c in ((signal.SIGTERM, False), (signal.SIGINT, True)):
         stopped = tmp_path / signal.Signals(sig).name
         sweep = subprocess.Popen([sys.executable, "-m", "gan_exp.train", *args,
