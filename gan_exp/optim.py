@@ -13,9 +13,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from gan_exp.errors import ConfigError, check_choice
-from gan_exp.validation import check_value
-
-IMPLS = ("auto", "fused", "foreach", "for_loop")
+from gan_exp.validation import IMPLS, check_value
 
 
 def _impl_kwargs(opt_cls: type[Optimizer], impl: str, device: torch.device) -> dict[str, bool]:

@@ -39,8 +39,7 @@ from torch.nn.utils import parametrize
 
 from gan_exp.errors import AUTO_BOOL, ConfigError, check_choice
 from gan_exp.models.base import has_batchnorm
-
-AMP = ("none", "bf16")
+from gan_exp.validation import AMP
 
 
 def critic_is_batchable(critic: nn.Module) -> bool:

@@ -39,6 +39,7 @@ from gan_exp.metrics import Evaluator
 from gan_exp.metrics.tracker import MetricsTracker
 from gan_exp.models.base import CriticOutput, split_output
 from gan_exp.tb import RunLogger
+from gan_exp.validation import UPDATES
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,6 @@ class Meter:
         return means
 
 
-UPDATES = ("alternating", "simultaneous")
 
 
 def updates_mode(train: DictConfig) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from gan_exp.errors import ConfigError
+from gan_exp.errors import AUTO_BOOL, ConfigError, check_choice
 from gan_exp.keys import PARTS
 
 log = logging.getLogger("gan_exp")
@@ -147,6 +147,22 @@ def check_value(key: str, value: Any) -> None:
         raise ConfigError(f"{key}={shown!r} must be {text}")
 
 
+AMP = ("none", "bf16")
+IMPLS = ("auto", "fused", "foreach", "for_loop")
+UPDATES = ("alternating", "simultaneous")
+# Settings with a fixed set of values, named here, before the data, the models or the metrics'
+# classifier are built (a minute on a fresh machine); the code acting on each checks it again.
+CHOICES: dict[str, tuple[Any, ...]] = {
+    "train.updates": UPDATES,
+    "train.batch_critic": AUTO_BOOL,
+    "train.batch_fakes": AUTO_BOOL,
+    "train.amp": AMP,
+    "train.channels_last": AUTO_BOOL,
+    "optimizer.impl": IMPLS,
+    "dataset.in_memory": AUTO_BOOL,
+}
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError for a key nothing uses, or the first value that breaks its rule
     (after leaving out a specialisation's settings for a group option it was not written for)."""
@@ -159,6 +175,10 @@ def validate(cfg: DictConfig) -> None:
         shown = OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
         if not check(value):
             raise ConfigError(f"{key}={shown!r} must be {text}")
+    for key, allowed in CHOICES.items():
+        value = OmegaConf.select(cfg, key, default=_MISSING)
+        if value is not _MISSING:
+            check_choice(key, value, allowed)
 
 
 # Group nodes: `name`, `_target_` and the target's keyword arguments.

@@ -1,6 +1,7 @@
 """Resume, interruption, checkpoint safety, divergence and bad input."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -9,11 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from gan_exp import checkpoint
 from gan_exp.components import build_components, resolve_device
 from gan_exp.errors import ConfigError, TrainingDiverged
 from gan_exp.run import train
+from gan_exp.validation import CHOICES, validate
 from tests.conftest import FAST, compose_cfg, read_events
 
 CPU = resolve_device("cpu")
@@ -339,3 +342,13 @@ def test_a_streamed_dataset_resumes_in_exactly_the_same_order(tmp_path, workers)
     assert all(torch.equal(a[k], b[k]) for k in a)
     state = checkpoint.load(tmp_path / "split" / "checkpoints" / "step_0000003.pt")["batches"]
     assert (state["epoch"], state["taken"]) == (1, 1)
+
+
+@pytest.mark.parametrize("key", sorted(CHOICES))
+def test_a_fixed_choice_setting_is_named_before_anything_is_built(key):
+    """validate() names a value outside a setting's choices, before the data, the models and
+    the metrics' classifier (a minute's training on a fresh machine) are built."""
+    cfg = compose_cfg(["dataset=cifar10"] if key.startswith("dataset.") else [])
+    OmegaConf.update(cfg, key, "maybe")
+    with pytest.raises(ConfigError, match=rf"{re.escape(key)}='maybe' is not supported; allowed"):
+        validate(cfg)
