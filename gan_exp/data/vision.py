@@ -141,7 +141,7 @@ def _finish(
     total = int(labels.shape[0])
     if size is not None:
         check_value("dataset.size", size)
-        keep = min(size, int(labels.shape[0]))
+        keep = min(size, total)
         labels = labels[:keep]
         source = Subset(source, range(keep))
         if array is not None:

@@ -150,10 +150,11 @@ def load_or_train(
         model.eval()
         return model, accuracy
     path = Path(cache_dir) / f"{dataset.name}_{cache_key(dataset_cfg, cls_cfg)}.pt"
-    if _load(model, path) is None:
-        check_writable(path.parent, "metrics.cache_dir",
-                       "; set paths.data_dir to a writable folder, or metrics.cache_dir=null")
-        path.parent.mkdir(parents=True, exist_ok=True)
+    if (accuracy := _load(model, path)) is not None:
+        return model, accuracy
+    check_writable(path.parent, "metrics.cache_dir",
+                   "; set paths.data_dir to a writable folder, or metrics.cache_dir=null")
+    path.parent.mkdir(parents=True, exist_ok=True)
     # The jobs of a parallel sweep start together: one trains, the others wait and load its
     # network, so every run of a sweep is scored in the same feature space.
     with _cache_lock(path):
