@@ -1,25 +1,18 @@
-"""The command line as a user types it, in a subprocess."""
+"""The command line as a user types it, in a process of its own (tests/zygote.py)."""
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests import zygote
 from tests.conftest import FAST, read_events
 
 
 def cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run(
-        [sys.executable, "-m", "gan_exp.train", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return zygote.run(["-m", "gan_exp.train", *args], cwd=cwd, env=env, timeout=300)
 
 
 def test_single_run_leaves_a_complete_run_folder(tmp_path):

@@ -4,8 +4,6 @@ generator's, its checkpoint, a bit-exact resume, and evaluate/sample reading it.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
@@ -14,6 +12,7 @@ from torch import nn
 from gan_exp import checkpoint, load_generator
 from gan_exp.ema import GeneratorEMA
 from gan_exp.run import train
+from tests import zygote
 from tests.conftest import FAST, compose_cfg, read_events
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,9 +59,8 @@ def test_ema_is_reported_beside_the_raw_generator_and_resumes_bit_exactly(tmp_pa
     # the averaged generator through the Python call and the sample command
     G = load_generator(tmp_path / "straight", ema=True)
     assert all(torch.equal(G.state_dict()[k], a["generator_ema"][k]) for k in a["generator_ema"])
-    proc = subprocess.run([sys.executable, "-m", "gan_exp.evaluate", str(tmp_path / "straight"),
-                           "--n-samples", "200"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    proc = zygote.run(["-m", "gan_exp.evaluate", tmp_path / "straight", "--n-samples", "200"],
+                      cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr
     scores = json.loads(proc.stdout)
     assert {"metrics/fd_classifier", "metrics_ema/fd_classifier"} <= set(scores)
@@ -73,8 +71,7 @@ def test_ema_off_leaves_the_checkpoint_as_it_was(tmp_path):
     train(compose_cfg([*FAST, "train.steps=3", "metrics.enabled=false"]), tmp_path / "run")
     state = checkpoint.load(checkpoint.latest(tmp_path / "run"))
     assert "generator_ema" not in state
-    proc = subprocess.run([sys.executable, "-m", "gan_exp.sample", str(tmp_path / "run"),
-                           "--ema", "--out", str(tmp_path / "x.npz")], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    proc = zygote.run(["-m", "gan_exp.sample", tmp_path / "run", "--ema", "--out",
+                       tmp_path / "x.npz"], cwd=ROOT, timeout=300)
     assert proc.returncode == 2 and "holds no averaged generator" in proc.stderr
     assert not (tmp_path / "x.npz").exists()

@@ -10,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from tests import zygote
+
 USER_MODULE = '''
 """my_gan.py: a user's own variants, outside gan_exp."""
 import torch
@@ -109,8 +111,8 @@ def user_folder(root: Path) -> Path:
 
 def cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(cwd)}
-    return subprocess.run([sys.executable, "-m", "gan_exp.train", "--config-dir", "my_conf",
-                           *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return zygote.run(["-m", "gan_exp.train", "--config-dir", "my_conf", *args], cwd=cwd,
+                      env=env, timeout=300)
 
 
 def test_user_variants_compose_with_the_shipped_groups(tmp_path):

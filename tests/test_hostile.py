@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 import torch
 
 from gan_exp import checkpoint
+from tests import zygote
 from tests.vision_files import write_image_folder
 
 FAULTS = Path(__file__).parent / "faults"
@@ -36,10 +36,7 @@ QUICK = [
 def cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 300):
     full_env = {**os.environ, "HYDRA_FULL_ERROR": "0"}  # the session's data caches
     full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "gan_exp.train", *args],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
-    )
+    return zygote.run(["-m", "gan_exp.train", *args], cwd=cwd, env=full_env, timeout=timeout)
 
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:
@@ -203,10 +200,10 @@ def test_sigterm_during_start_up_exits_like_a_preemption_and_leaves_nothing(tmp_
     run = tmp_path / "run"
     env = {**os.environ, "GAN_EXP_DATA": str(tmp_path / "data")}
     # 20,000 digits take seconds to render: the signal lands while the run is being built
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gan_exp.train", "dataset.size=20000", "log.progress=false",
+    proc = zygote.popen(
+        ["-m", "gan_exp.train", "dataset.size=20000", "log.progress=false",
          f"hydra.run.dir={run}"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=tmp_path, env=env, stderr=subprocess.STDOUT,
     )
     deadline = time.time() + 60
     while time.time() < deadline and not run.exists():

@@ -17,6 +17,7 @@ from gan_exp.components import build_components, resolve_device
 from gan_exp.errors import ConfigError, TrainingDiverged
 from gan_exp.run import train
 from gan_exp.validation import CHOICES, validate
+from tests import zygote
 from tests.conftest import FAST, compose_cfg, read_events
 
 CPU = resolve_device("cpu")
@@ -259,15 +260,8 @@ def test_bad_input_is_named_before_training(tmp_path, overrides, message):
 
 def _cli(args, cwd, **kw):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "gan_exp.train", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        **kw,
-    )
+    return zygote.popen(["-m", "gan_exp.train", *args], cwd=cwd, env=env,
+                        stderr=subprocess.STDOUT, **kw)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])  # SIGHUP: the terminal closed
@@ -278,6 +272,7 @@ def test_a_stop_signal_saves_a_checkpoint_and_exits(tmp_path, sig):
             "dataset.size=256",
             "train.steps=1000000",
             "checkpoint.every=1000000",
+            "metrics.enabled=false",  # the signal's handling, not the metrics' classifier
             "log.progress=false",
             f"hydra.run.dir={run}",
         ],

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,19 +14,18 @@ from PIL import Image
 
 from gan_exp import checkpoint, load_generator
 from gan_exp.sample import generate, to_uint8
+from tests import zygote
 from tests.conftest import FAST
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def train(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gan_exp.train", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    return zygote.run(["-m", "gan_exp.train", *args], cwd=cwd, timeout=300)
 
 
 def sample(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gan_exp.sample", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    return zygote.run(["-m", "gan_exp.sample", *args], cwd=ROOT, timeout=300)
 
 
 @pytest.fixture(scope="module")

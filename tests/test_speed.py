@@ -3,8 +3,6 @@
 import copy
 import platform
 import resource
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from gan_exp.data.base import DataSpec
 from gan_exp.errors import ConfigError
 from gan_exp.models import dcgan, ebgan, mlp
 from gan_exp.trainer import Trainer
+from tests import zygote
 from tests.conftest import FAST, SMALL_EBGAN, compose_cfg
 
 CPU = resolve_device("cpu")
@@ -140,18 +139,16 @@ def test_bf16_autocast_runs_without_a_penalty():
 
 
 def test_benchmark_script_runs():
-    proc = subprocess.run(
+    proc = zygote.run(
         [
-            sys.executable,
-            str(ROOT / "scripts" / "benchmark.py"),
+            ROOT / "scripts" / "benchmark.py",
             "--quick",
             "--device",
             "cpu",
             "--naive-workers",
             "1",  # PyTorch-GAN's worker-process loader path
         ],
-        capture_output=True,
-        text=True,
+        cwd=ROOT,
         timeout=600,  # the dataset caches are the session's (conftest's GAN_EXP_DATA)
     )
     assert proc.returncode == 0, proc.stderr

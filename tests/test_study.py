@@ -14,12 +14,13 @@ from pathlib import Path
 
 import yaml
 
+from tests import zygote
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def study(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "scripts/study.py", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    return zygote.run(["scripts/study.py", *args], cwd=ROOT, timeout=timeout)
 
 
 def test_quick_study_runs_every_sweep_reports_every_row_and_keeps_a_failed_job_visible(

@@ -19,6 +19,7 @@ import yaml
 
 from gan_exp import checkpoint
 from gan_exp.run_folder import read_holder
+from tests import zygote
 
 ROOT = Path(__file__).resolve().parent.parent
 TOY = ["dataset=ring", "log.progress=false", "log.every=10",
@@ -35,12 +36,10 @@ def have(module: str) -> bool:
 
 def cli(args, cwd, timeout=400, **popen):
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "gan_exp.train", *args]
+    cmd = ["-m", "gan_exp.train", *args]
     if popen:
-        return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+        return zygote.popen(cmd, cwd=cwd, env=env, stderr=subprocess.STDOUT)
+    return zygote.run(cmd, cwd=cwd, env=env, timeout=timeout)
 
 
 def jobs(sweep: Path) -> list[Path]:
@@ -162,8 +161,7 @@ def test_summary_groups_seeds_and_keeps_the_failed_job(tmp_path):
     assert bad.returncode != 0
     (failed,) = jobs(tmp_path / "bad")
     failed.rename(sweep / "4_loss=gan,optimizer.lr_d=1e30,optimizer=sgd,seed=2")
-    summary = subprocess.run([sys.executable, str(ROOT / "scripts" / "summarize.py"), str(sweep)],
-                             capture_output=True, text=True, timeout=120)
+    summary = zygote.run([ROOT / "scripts" / "summarize.py", sweep], cwd=ROOT, timeout=120)
     assert summary.returncode == 0, summary.stdout + summary.stderr
     text = summary.stdout
     assert "| loss |" in text and "(n=2)" in text.replace(" (n=2)", "(n=2)")
@@ -196,10 +194,9 @@ def test_a_stopped_parallel_sweep_checkpoints_every_job_and_resumes_to_the_same_
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     for sig, ctrl_c in ((signal.SIGTERM, False), (signal.SIGINT, True)):
         stopped = tmp_path / signal.Signals(sig).name
-        sweep = subprocess.Popen([sys.executable, "-m", "gan_exp.train", *args,
-                                  f"hydra.sweep.dir={stopped}"], cwd=tmp_path, env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                 start_new_session=True)
+        sweep = zygote.popen(["-m", "gan_exp.train", *args, f"hydra.sweep.dir={stopped}"],
+                             cwd=tmp_path, env=env, stderr=subprocess.STDOUT,
+                             start_new_session=True)
         deadline = time.time() + 120  # both jobs in their training loops
         while time.time() < deadline and len(list(stopped.glob("*/events.out.tfevents.*"))) < 2:
             time.sleep(0.1)

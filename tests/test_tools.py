@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
+
+from tests import zygote
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,8 +23,7 @@ def fake_job(folder: Path, overrides: str, history: list[dict]) -> None:
 
 
 def summarize(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "scripts/summarize.py", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return zygote.run(["scripts/summarize.py", *args], cwd=ROOT, timeout=120)
 
 
 def test_summary_reads_damaged_records_and_says_which(tmp_path):
@@ -87,10 +87,10 @@ def test_a_printed_resume_argument_pastes_back_through_the_shell_and_hydra(tmp_p
 def test_a_run_piped_into_head_finishes_without_a_logging_traceback(tmp_path):
     """`python -m gan_exp.train ... | head -1`: the closed pipe ends the console output only."""
     run = tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gan_exp.train", "dataset=ring", "debug=fast",
+    proc = zygote.popen(
+        ["-m", "gan_exp.train", "dataset=ring", "debug=fast",
          "log.progress=false", f"hydra.run.dir={run}"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT)
     assert proc.stdout.readline().startswith("[")
     proc.stdout.close()  # what head does after its line
     err = proc.stderr.read()
@@ -104,11 +104,9 @@ def test_a_one_image_folder_is_refused_as_too_small_with_one_message(tmp_path):
 
     root = write_image_folder(tmp_path / "one", None, n=1)
     for batch in ([], ["train.batch_size=2"]):
-        proc = subprocess.run(
-            [sys.executable, "-m", "gan_exp.train", "dataset=image_folder",
+        proc = zygote.run(["-m", "gan_exp.train", "dataset=image_folder",
              f"dataset.root={root}", "debug=fast", f"hydra.run.dir={tmp_path / 'run'}",
-             f"paths.data_dir={tmp_path / 'data'}", *batch],
-            cwd=ROOT, capture_output=True, text=True, timeout=300)
+             f"paths.data_dir={tmp_path / 'data'}", *batch], cwd=ROOT, timeout=300)
         out = proc.stdout + proc.stderr
         assert proc.returncode == 2, out
         errors = [line for line in out.splitlines() if "ERROR" in line]
@@ -149,17 +147,14 @@ def test_folder_names_past_the_file_system_limit(tmp_path):
     """A run folder named longer than a file system allows is refused in one line; a sweep
     job's folder (named by its overrides) is shortened with a stable hash instead."""
     long = "x" * 300
-    proc = subprocess.run(
-        [sys.executable, "-m", "gan_exp.train", "dataset=ring", "debug=fast",
-         f"hydra.run.dir={tmp_path / long}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = zygote.run(["-m", "gan_exp.train", "dataset=ring", "debug=fast",
+         f"hydra.run.dir={tmp_path / long}"], cwd=ROOT, timeout=120)
     assert proc.returncode == 3 and "Traceback" not in proc.stderr, proc.stderr
     assert "is 300 bytes, and file systems allow 255" in proc.stderr
     sweep = tmp_path / "sweep"
-    proc = subprocess.run(
-        [sys.executable, "-m", "gan_exp.train", "-m", "dataset=ring", "debug=fast",
+    proc = zygote.run(["-m", "gan_exp.train", "-m", "dataset=ring", "debug=fast",
          "train.steps=2", "log.progress=false", f"metrics.cache_dir=c{long},d{long}",
-         f"hydra.sweep.dir={sweep}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+         f"hydra.sweep.dir={sweep}"], cwd=ROOT, timeout=300)
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     assert len(jobs) == 2 and all(len(name) == 255 for name in jobs), proc.stderr
     assert all((sweep / name / "metrics.json").is_file() for name in jobs), proc.stderr
@@ -173,10 +168,9 @@ def test_a_resumed_run_records_its_own_choices_so_the_requeue_form_still_resumes
     run = tmp_path / "run"
 
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "gan_exp.train", *args, "checkpoint.every=2",
-             "metrics.every=100", "log.progress=false", "metrics.toy_samples=200"],
-            cwd=ROOT, capture_output=True, text=True, timeout=300)
+        return zygote.run(["-m", "gan_exp.train", *args, "checkpoint.every=2",
+                           "metrics.every=100", "log.progress=false",
+                           "metrics.toy_samples=200"], cwd=ROOT, timeout=300)
 
     first = cli("experiment=pacgan_ring", "train.steps=2", f"hydra.run.dir={run}")
     assert first.returncode == 0, first.stderr
@@ -202,10 +196,8 @@ def test_a_resume_never_trains_in_another_runs_folder_nor_over_newer_checkpoints
     run_a, run_b, branch = tmp_path / "a", tmp_path / "b", tmp_path / "branch"
 
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "gan_exp.train", "dataset=ring", "debug=fast",
-             "checkpoint.every=2", "checkpoint.keep=5", *args],
-            cwd=ROOT, capture_output=True, text=True, timeout=300)
+        return zygote.run(["-m", "gan_exp.train", "dataset=ring", "debug=fast",
+             "checkpoint.every=2", "checkpoint.keep=5", *args], cwd=ROOT, timeout=300)
 
     for run, seed in ((run_a, 0), (run_b, 1)):
         done = cli("train.steps=4", f"seed={seed}", f"hydra.run.dir={run}")
