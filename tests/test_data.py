@@ -1,5 +1,7 @@
 """The offline datasets: deterministic, in the right format, and what the protocols say."""
 
+import hashlib
+
 import torch
 
 from gan_exp.data import digits, toy
@@ -17,6 +19,15 @@ def test_digits_are_deterministic_balanced_and_mnist_shaped():
     # strokes on a dark background, like MNIST (mean intensity ~ 0.13)
     assert 0.05 < a.data.float().mean().item() / 255 < 0.25
     assert (a.data.flatten(1).amax(1) > 200).all()  # no blank images
+
+
+def test_the_digits_are_the_renderer_version_s_bytes():
+    """Every committed digits result was trained and scored on these bytes: a renderer change
+    that alters them must bump digits.RENDER_VERSION (and the results are re-run)."""
+    images, labels = digits.generate(200, 0)
+    found = hashlib.sha256(images.numpy().tobytes() + labels.numpy().tobytes()).hexdigest()
+    assert digits.RENDER_VERSION == 1
+    assert found == "f40a1eb7cf59eaea14d45561d01be246111e9f7f99a7a6c5fc0db9e83608adda"
 
 
 def test_digit_classes_are_visually_distinct():
