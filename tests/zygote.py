@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import selectors
+import shutil
 import socket
 import subprocess
 import sys
@@ -204,9 +205,16 @@ def _socket_path() -> str:
         ready = proc.stdout.readline()
         if ready.strip() != "ready":
             raise RuntimeError(f"the test zygote did not start: {ready!r}, see {log.name}")
-        atexit.register(proc.kill)
+        atexit.register(_stop, proc, folder)
         _zygote.update(path=path, proc=proc, env=dict(os.environ))
     return _zygote["path"]
+
+
+def _stop(proc: subprocess.Popen, folder: str) -> None:
+    """At the test session's end: the zygote and its socket folder go."""
+    proc.kill()
+    proc.wait()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _forkable(env: dict[str, str]) -> bool:
