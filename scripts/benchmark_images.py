@@ -10,7 +10,7 @@
 
 Each figure is the best of `--repeats` interleaved timings (this machine's load drifts).
 
-    python scripts/benchmark_images.py                  # about 3 minutes on 2 CPU cores
+    python scripts/benchmark_images.py                  # about 6 minutes on 2 CPU cores
     python scripts/benchmark_images.py --width 128      # the ResNets nearer their real widths
     python scripts/benchmark_images.py --device cuda --width 256 --steps 50
 """
