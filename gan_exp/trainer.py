@@ -86,8 +86,6 @@ class Meter:
         return means
 
 
-
-
 def updates_mode(train: DictConfig) -> str:
     """`train.updates`, checked: simultaneous updates have no critic phase to repeat."""
     mode = str(train.get("updates", "alternating"))

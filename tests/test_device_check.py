@@ -11,8 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_device_check_passes_its_cpu_part_and_names_what_it_skipped(tmp_path):
-    proc = zygote.run(["scripts/device_check.py", "--no-benchmark",
-                           "--out", str(tmp_path)], cwd=ROOT, timeout=600)
+    proc = zygote.run(["scripts/device_check.py", "--no-benchmark", "--out", tmp_path],
+                      cwd=ROOT, timeout=600)
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
     for name in ("device=auto", "generator EMA", "every model at its real width",

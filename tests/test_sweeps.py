@@ -177,8 +177,9 @@ def test_a_stopped_parallel_sweep_checkpoints_every_job_and_resumes_to_the_same_
     straight = tmp_path / "straight"
     proc = cli([*args, f"hydra.sweep.dir={straight}"], tmp_path)
     assert proc.returncode == 0, proc.stdout
-    assert len(jobs(straight)) == 2  # two jobs at once, sharing the cores
-    for job in jobs(straight):
+    found = jobs(straight)
+    assert len(found) == 2  # two jobs at once, sharing the cores
+    for job in found:
         assert checkpoint.latest(job).name == "step_0000600.pt"
         log = (job / "train.log").read_text()
         assert "torch threads: " in log and "2 jobs at once" in log

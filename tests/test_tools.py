@@ -87,10 +87,8 @@ def test_a_printed_resume_argument_pastes_back_through_the_shell_and_hydra(tmp_p
 def test_a_run_piped_into_head_finishes_without_a_logging_traceback(tmp_path):
     """`python -m gan_exp.train ... | head -1`: the closed pipe ends the console output only."""
     run = tmp_path / "run"
-    proc = zygote.popen(
-        ["-m", "gan_exp.train", "dataset=ring", "debug=fast",
-         "log.progress=false", f"hydra.run.dir={run}"],
-        cwd=ROOT)
+    proc = zygote.popen(["-m", "gan_exp.train", "dataset=ring", "debug=fast",
+                         "log.progress=false", f"hydra.run.dir={run}"], cwd=ROOT)
     assert proc.stdout.readline().startswith("[")
     proc.stdout.close()  # what head does after its line
     err = proc.stderr.read()
@@ -105,8 +103,9 @@ def test_a_one_image_folder_is_refused_as_too_small_with_one_message(tmp_path):
     root = write_image_folder(tmp_path / "one", None, n=1)
     for batch in ([], ["train.batch_size=2"]):
         proc = zygote.run(["-m", "gan_exp.train", "dataset=image_folder",
-             f"dataset.root={root}", "debug=fast", f"hydra.run.dir={tmp_path / 'run'}",
-             f"paths.data_dir={tmp_path / 'data'}", *batch], cwd=ROOT, timeout=300)
+                           f"dataset.root={root}", "debug=fast",
+                           f"hydra.run.dir={tmp_path / 'run'}",
+                           f"paths.data_dir={tmp_path / 'data'}", *batch], cwd=ROOT, timeout=300)
         out = proc.stdout + proc.stderr
         assert proc.returncode == 2, out
         errors = [line for line in out.splitlines() if "ERROR" in line]
@@ -148,13 +147,14 @@ def test_folder_names_past_the_file_system_limit(tmp_path):
     job's folder (named by its overrides) is shortened with a stable hash instead."""
     long = "x" * 300
     proc = zygote.run(["-m", "gan_exp.train", "dataset=ring", "debug=fast",
-         f"hydra.run.dir={tmp_path / long}"], cwd=ROOT, timeout=120)
+                       f"hydra.run.dir={tmp_path / long}"], cwd=ROOT, timeout=120)
     assert proc.returncode == 3 and "Traceback" not in proc.stderr, proc.stderr
     assert "is 300 bytes, and file systems allow 255" in proc.stderr
     sweep = tmp_path / "sweep"
     proc = zygote.run(["-m", "gan_exp.train", "-m", "dataset=ring", "debug=fast",
-         "train.steps=2", "log.progress=false", f"metrics.cache_dir=c{long},d{long}",
-         f"hydra.sweep.dir={sweep}"], cwd=ROOT, timeout=300)
+                       "train.steps=2", "log.progress=false",
+                       f"metrics.cache_dir=c{long},d{long}", f"hydra.sweep.dir={sweep}"],
+                      cwd=ROOT, timeout=300)
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     assert len(jobs) == 2 and all(len(name) == 255 for name in jobs), proc.stderr
     assert all((sweep / name / "metrics.json").is_file() for name in jobs), proc.stderr
@@ -197,7 +197,8 @@ def test_a_resume_never_trains_in_another_runs_folder_nor_over_newer_checkpoints
 
     def cli(*args: str) -> subprocess.CompletedProcess:
         return zygote.run(["-m", "gan_exp.train", "dataset=ring", "debug=fast",
-             "checkpoint.every=2", "checkpoint.keep=5", *args], cwd=ROOT, timeout=300)
+                           "checkpoint.every=2", "checkpoint.keep=5", *args],
+                          cwd=ROOT, timeout=300)
 
     for run, seed in ((run_a, 0), (run_b, 1)):
         done = cli("train.steps=4", f"seed={seed}", f"hydra.run.dir={run}")

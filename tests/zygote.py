@@ -159,9 +159,9 @@ def serve(path: str) -> None:
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
     server.listen(16)
+    server.settimeout(1.0)
     print("ready", flush=True)
     while True:
-        server.settimeout(1.0)
         try:
             conn, _ = server.accept()
         except TimeoutError:
@@ -195,7 +195,8 @@ def serve(path: str) -> None:
 _zygote: dict = {}
 
 
-def _socket_path() -> str:
+def _start() -> str:
+    """The zygote's socket, starting the zygote on first use."""
     if "path" not in _zygote:
         folder = tempfile.mkdtemp(prefix="gan_exp_zygote_")
         path = os.path.join(folder, "sock")
@@ -261,7 +262,7 @@ class Forked:
         request = {**target, "args": [str(a) for a in command[1 + (command[0] == "-m"):]],
                    "cwd": str(cwd), "env": dict(env), "new_session": start_new_session}
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._sock.connect(_socket_path())
+        self._sock.connect(_zygote["path"])
         socket.send_fds(self._sock, [json.dumps(request).encode()], [null, out_w, err_w])
         for fd in keep:
             os.close(fd)
@@ -269,21 +270,23 @@ class Forked:
         self.pid = int(self._reply.readline())
 
     def poll(self) -> int | None:
-        if self.returncode is None:
-            ready = selectors.DefaultSelector()
-            ready.register(self._sock, selectors.EVENT_READ)
-            if ready.select(0):
-                self._finish()
+        self._collect(0)
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
+        if not self._collect(timeout):
+            raise subprocess.TimeoutExpired(self.args, timeout)
+        return self.returncode
+
+    def _collect(self, timeout: float | None) -> bool:
+        """Read the wait status if it comes within `timeout`; True once it has come."""
         if self.returncode is None:
             ready = selectors.DefaultSelector()
             ready.register(self._sock, selectors.EVENT_READ)
             if not ready.select(timeout):
-                raise subprocess.TimeoutExpired(self.args, timeout)
+                return False
             self._finish()
-        return self.returncode
+        return True
 
     def _finish(self) -> None:
         line = self._reply.readline()
@@ -342,7 +345,7 @@ def popen(command: list, *, cwd, env: dict | None = None, stdout=PIPE, stderr=PI
     """
     command = [str(c) for c in command]
     env = dict(os.environ if env is None else env)
-    _socket_path()
+    _start()  # its environment is what a fork is compared with
     if _forkable(env):
         return Forked(command, cwd=cwd, env=env, stdout=stdout, stderr=stderr, text=text,
                       start_new_session=start_new_session)
@@ -350,10 +353,10 @@ def popen(command: list, *, cwd, env: dict | None = None, stdout=PIPE, stderr=PI
                             stderr=stderr, text=text, start_new_session=start_new_session)
 
 
-def run(command: list, *, cwd, env: dict | None = None, timeout: float | None = None,
-        merge: bool = False) -> subprocess.CompletedProcess:
+def run(command: list, *, cwd, env: dict | None = None,
+        timeout: float | None = None) -> subprocess.CompletedProcess:
     """`subprocess.run([python, *command], capture_output=True, text=True, ...)`."""
-    proc = popen(command, cwd=cwd, env=env, stdout=PIPE, stderr=STDOUT if merge else PIPE)
+    proc = popen(command, cwd=cwd, env=env)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
