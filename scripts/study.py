@@ -23,6 +23,7 @@ import signal
 import sys
 import time
 from collections import defaultdict
+from importlib import metadata
 from pathlib import Path
 
 import yaml
@@ -107,8 +108,7 @@ def table(sec: str, rows: dict[str, list[Job]], tags: list[str], digits: list[in
 
 
 def curve_table(jobs: list[Job], max_rows: int = 20) -> list[str]:
-    """The toy metrics at the evaluations every run reached: at most `max_rows`, every k-th
-    counted back from the last."""
+    """At most `max_rows` of the evaluations every run reached, every k-th back from the last."""
     hists = [{int(h["step"]): h for h in j.history} for j in jobs]
     steps = sorted(set.intersection(*[set(h) for h in hists])) if hists else []
     stride = math.ceil(len(steps) / max_rows) if steps else 1
@@ -124,7 +124,6 @@ def samples_figure(rows: dict[str, list[Job]], path: Path) -> bool:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.image as mpimg
     import matplotlib.pyplot as plt
 
     firsts = [(v, min(done(js), key=lambda j: int(j.overrides.get("seed", 0))))
@@ -136,7 +135,7 @@ def samples_figure(rows: dict[str, list[Job]], path: Path) -> bool:
     for ax in axes.flat:
         ax.axis("off")
     for ax, (var, job) in zip(axes.flat, shown, strict=False):
-        ax.imshow(mpimg.imread(job.path / "samples.png"), interpolation="nearest")
+        ax.imshow(plt.imread(job.path / "samples.png"), interpolation="nearest")
         ax.set_title(f"{var}\nseed {job.overrides.get('seed', 0)}", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -204,7 +203,8 @@ def report(found: dict, missing: list[str], docs: Path, head: str, long: bool) -
 def machine() -> str:
     text = info.read_text() if (info := Path("/proc/cpuinfo")).is_file() else ""
     names = [x.split(":", 1)[1].strip() for x in text.splitlines() if x.startswith("model name")]
-    return f"{os.cpu_count()} CPU cores ({names[0] if names else platform.machine()})"
+    cpu = f"{os.cpu_count()} CPU cores ({names[0] if names else platform.machine()})"
+    return f"{cpu}, torch {metadata.version('torch')}"  # two torch builds' runs differ
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from gan_exp.train import CONF_DIR, compose_config
+
+# Under pytest-xdist (`-n 2` in pyproject.toml) two workers share the cores, and an OpenMP thread
+# that spins while it waits for work takes the other worker's core: they sleep instead. Set
+# before torch is imported (gan_exp.train does not import it), which reads it once per process;
+# the test zygote and every process the tests start inherit it.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Small and quick: a few steps on a small slice of the offline digits.
 FAST = [
@@ -42,10 +50,24 @@ def read_events(run_dir: Path):
     return acc
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The heavy tests (marked `heavy`: sweeps, the study, whole scripts) run first, so that
+    the two pytest-xdist workers (`-n 2` in pyproject.toml) share them out and neither is left
+    running one alone at the end. Every worker collects the same order, as xdist requires."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def data_dir(tmp_path_factory):
-    """Dataset caches go to a temporary folder, never into the checkout's data/."""
-    path = tmp_path_factory.mktemp("data")
+    """Dataset caches go to a temporary folder, never into the checkout's data/. Under
+    pytest-xdist the workers share one (the folder above each worker's own): the digits are
+    rendered and the metrics' classifier trained once per session, as the jobs of a parallel
+    sweep share them (atomic cache writes, the classifier under a lock)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        path = tmp_path_factory.getbasetemp().parent / "data"
+        path.mkdir(exist_ok=True)
+    else:
+        path = tmp_path_factory.mktemp("data")
     mp = pytest.MonkeyPatch()
     mp.setenv("GAN_EXP_DATA", str(path))
     yield path

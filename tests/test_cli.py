@@ -15,6 +15,7 @@ def cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return zygote.run(["-m", "gan_exp.train", *args], cwd=cwd, env=env, timeout=300)
 
 
+@pytest.mark.heavy
 def test_single_run_leaves_a_complete_run_folder(tmp_path):
     proc = cli([*FAST, "loss=dragan"], tmp_path)
     assert proc.returncode == 0, proc.stderr

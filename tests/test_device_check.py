@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests import zygote
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.heavy
 def test_device_check_passes_its_cpu_part_and_names_what_it_skipped(tmp_path):
     proc = zygote.run(["scripts/device_check.py", "--no-benchmark", "--out", tmp_path],
                       cwd=ROOT, timeout=600)

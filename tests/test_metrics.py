@@ -175,6 +175,7 @@ def test_inception_unavailable_offline_keeps_offline_metrics(tmp_path, caplog):
     assert "metrics/fd_classifier" in metrics and "metrics/fid_inception" not in metrics
 
 
+@pytest.mark.heavy
 def test_gradient_penalty_run_on_the_ring_captures_more_modes(tmp_path):
     # zero-centred gradient penalty on interpolates; the mode count is noisy from one
     # evaluation to the next (std 0.01 modes are tight), so compare the best of the second

@@ -138,6 +138,7 @@ def test_bf16_autocast_runs_without_a_penalty():
     assert all(v == v for v in values)  # no NaN
 
 
+@pytest.mark.heavy
 def test_benchmark_script_runs():
     proc = zygote.run(
         [

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests import zygote
@@ -23,6 +24,7 @@ def study(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     return zygote.run(["scripts/study.py", *args], cwd=ROOT, timeout=timeout)
 
 
+@pytest.mark.heavy
 def test_quick_study_runs_every_sweep_reports_every_row_and_keeps_a_failed_job_visible(
     tmp_path,
 ):
@@ -127,6 +129,7 @@ def test_bad_study_arguments_are_refused_with_one_line_and_change_nothing(tmp_pa
     assert (docs / "results.md").read_text() == "kept\n" and len(list(docs.iterdir())) == 1
 
 
+@pytest.mark.heavy
 def test_ctrl_c_reaches_the_running_sweep_and_the_study_stops_without_a_report(tmp_path):
     """Ctrl-C in the terminal (SIGINT to the study's process group): the running sweep stops as
     a stopped sweep does (it is not killed: it names where each job stopped), the study says so

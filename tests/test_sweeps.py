@@ -65,6 +65,7 @@ def test_a_streamed_dataset_in_a_joblib_job_reads_in_the_job_and_says_so(tmp_pat
             job / "train.log").read_text()
 
 
+@pytest.mark.heavy
 @pytest.mark.skipif(not have("hydra_plugins.hydra_submitit_launcher"),
                     reason="hydra-submitit-launcher not installed (pip install -e '.[sweep]')")
 def test_submitit_preemption_saves_requeues_and_resumes_in_the_same_folder(tmp_path):
@@ -165,6 +166,7 @@ def generator_weights(job: Path) -> dict:
     return torch.load(checkpoint.latest(job), weights_only=True)["generator"]
 
 
+@pytest.mark.heavy
 @pytest.mark.skipif(not have("hydra_plugins.hydra_joblib_launcher"),
                     reason="hydra-joblib-launcher not installed (pip install -e '.[sweep]')")
 def test_a_stopped_parallel_sweep_checkpoints_every_job_and_resumes_to_the_same_weights(tmp_path):
