@@ -9,11 +9,12 @@ import pytest
 
 from gan_exp.train import CONF_DIR, compose_config
 
-# Under pytest-xdist (`-n 2` in pyproject.toml) two workers share the cores, and an OpenMP thread
-# that spins while it waits for work takes the other worker's core: they sleep instead. Set
-# before torch is imported (gan_exp.train does not import it), which reads it once per process;
-# the test zygote and every process the tests start inherit it.
-if os.environ.get("PYTEST_XDIST_WORKER"):
+# A pytest-xdist worker (`-n 2` in pyproject.toml): two of them share the cores.
+XDIST_WORKER = bool(os.environ.get("PYTEST_XDIST_WORKER"))
+# An OpenMP thread that spins while it waits for work would take the other worker's core: they
+# sleep instead. Set before torch is imported (gan_exp.train does not import it), which reads it
+# once per process; the test zygote and every process the tests start inherit it.
+if XDIST_WORKER:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Small and quick: a few steps on a small slice of the offline digits.
@@ -63,7 +64,7 @@ def data_dir(tmp_path_factory):
     pytest-xdist the workers share one (the folder above each worker's own): the digits are
     rendered and the metrics' classifier trained once per session, as the jobs of a parallel
     sweep share them (atomic cache writes, the classifier under a lock)."""
-    if os.environ.get("PYTEST_XDIST_WORKER"):
+    if XDIST_WORKER:
         path = tmp_path_factory.getbasetemp().parent / "data"
         path.mkdir(exist_ok=True)
     else:
