@@ -11,10 +11,13 @@ from gan_exp.train import CONF_DIR, compose_config
 
 # A pytest-xdist worker (`-n 2` in pyproject.toml): two of them share the cores.
 XDIST_WORKER = bool(os.environ.get("PYTEST_XDIST_WORKER"))
-# An OpenMP thread that spins while it waits for work would take the other worker's core: they
-# sleep instead. Set before torch is imported (gan_exp.train does not import it), which reads it
-# once per process; the test zygote and every process the tests start inherit it.
+# Each worker trains with one torch thread (with other work on the cores, one beats two for
+# these small models: docs/performance.md), and an OpenMP thread that waits for work sleeps
+# instead of spinning on the other worker's core. Set before torch is imported (gan_exp.train
+# does not import it), which reads them once per process; the test zygote and every process
+# the tests start inherit them. A sweep's jobs still get their share from gan_exp.sweep.
 if XDIST_WORKER:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Small and quick: a few steps on a small slice of the offline digits.
