@@ -34,7 +34,7 @@ from gan_exp.summary import Job, find_jobs, last_config, mean_std, plot_curves, 
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDY = ("reference", "toys", "toys_dragan_paper", "digits", "digits_dragan_paper")
-QUICK = ("debug=fast", "train.steps=20", "seed=0")  # every sweep as a 20-step smoke test
+QUICK = ("debug=fast", "train.steps=10", "metrics.every=5", "seed=0")  # a 10-step smoke test
 DATA = yaml.safe_load((ROOT / "scripts" / "study.yaml").read_text())
 TOY, IMAGE, DIAGNOSTICS = (DATA["tags"][k] for k in ("toy", "image", "diagnostics"))
 
@@ -209,7 +209,7 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="every sweep at 20 steps, seed 0")
+    parser.add_argument("--quick", action="store_true", help="every sweep at 10 steps, seed 0")
     parser.add_argument("--long", action="store_true", help="conf/study/long.yaml (~4.5 h)")
     parser.add_argument("--only", nargs="+", metavar="SWEEP", help=f"of {', '.join(STUDY)}")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once (default 2)")
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                else f"Wall time of this invocation: {(time.perf_counter() - start) / 60:.1f} "
                f"min, {args.jobs} runs at a time (finished runs it found are not trained again)."))
     if args.quick:
-        head += " **Quick mode: 20 steps per run, a smoke test; the numbers mean nothing.**"
+        head += " **Quick mode: 10 steps per run, a smoke test; the numbers mean nothing.**"
     if not (found := collect(out, names))[0]:  # never replace a report with an empty one
         print(f"study: no runs under {out}; {docs} left as it is", file=sys.stderr)
         return 2

@@ -20,6 +20,11 @@ from tests import zygote
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# One run at a time (the parallel launcher with one worker): the suite's other pytest-xdist
+# worker holds the other core, so a second job process would add only its start-up.
+ONE = ("--jobs", "1")
+
+
 def study(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     return zygote.run(["scripts/study.py", *args], cwd=ROOT, timeout=timeout)
 
@@ -30,21 +35,22 @@ def test_quick_study_runs_every_sweep_reports_every_row_and_keeps_a_failed_job_v
 ):
     out = tmp_path / "study"
     # a job whose folder another live process holds: it fails, the others go on
-    held = out / "toys" / "dataset=grid,debug=fast,loss=gan,seed=0,train.steps=20"
+    held = out / "toys" / "dataset=grid,debug=fast,loss=gan,metrics.every=5,seed=0,train.steps=10"
     held.mkdir(parents=True)
     (held / ".lock").write_text(str(os.getpid()))
-    proc = study("--quick", "--out", str(out))
+    proc = study("--quick", *ONE, "--out", str(out))
     assert proc.returncode == 1, proc.stdout + proc.stderr  # one job failed
     for name in ("reference", "toys", "toys_dragan_paper", "digits", "digits_dragan_paper"):
-        assert f"-m study={name} hydra.sweep.dir={out / name}" in proc.stdout
+        assert f"-m study={name} hydra.sweep.dir={out / name} hydra.launcher.n_jobs=1" \
+            in proc.stdout
     docs = out / "docs"
     report = (docs / "results.md").read_text()
     # every row: its label, its anchor and the command that trains it (seed added)
     for anchor, command in [("ring-wgan_gp", "loss=wgan_gp dataset=ring"),
                             ("ring-dragan_ring", "experiment=dragan_ring"),
                             ("grid-loss_sensitive", "loss=loss_sensitive dataset=grid"),
-                            ("digits-ebgan", "loss=ebgan dataset=digits train.steps=20"),
-                            ("digits-dragan_digits", "experiment=dragan_digits train.steps=20"),
+                            ("digits-ebgan", "loss=ebgan dataset=digits train.steps=10"),
+                            ("digits-dragan_digits", "experiment=dragan_digits train.steps=10"),
                             ("pacgan_ring-pacgan_ring", "experiment=pacgan_ring")]:
         line = next(x for x in report.splitlines() if f'<a id="{anchor}"></a>' in x)
         assert f"`{command}" in line, line
@@ -66,7 +72,7 @@ def test_quick_study_runs_every_sweep_reports_every_row_and_keeps_a_failed_job_v
     assert wgan_gp["config"]["penalty"]["lam"] == 0.1  # conf/loss_dataset/wgan_gp_ring.yaml
     # a second invocation of one sweep trains nothing again and still reports every sweep
     (held / ".lock").unlink()
-    again = study("--quick", "--out", str(out), "--only", "reference")
+    again = study("--quick", *ONE, "--out", str(out), "--only", "reference")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "nothing to train" in again.stdout + again.stderr
     # the refused job's folder, released, holds nothing: no longer a job
@@ -135,8 +141,8 @@ def test_ctrl_c_reaches_the_running_sweep_and_the_study_stops_without_a_report(t
     a stopped sweep does (it is not killed: it names where each job stopped), the study says so
     in one line, exits 130, starts no further sweep, writes no report and leaves no process."""
     out = tmp_path / "study"
-    proc = subprocess.Popen([sys.executable, "scripts/study.py", "--quick", "--out", str(out),
-                             "--only", "toys", "toys_dragan_paper"], cwd=ROOT, text=True,
+    proc = subprocess.Popen([sys.executable, "scripts/study.py", "--quick", *ONE, "--out",
+                             str(out), "--only", "toys", "toys_dragan_paper"], cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     deadline = time.time() + 120
