@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
@@ -329,6 +329,34 @@ def serve(overrides: list[str], naive_workers: int) -> None:
         print(json.dumps(reply), flush=True)
 
 
+class Workers:
+    """The processes of the comparison measured last, kept for the next one: a configuration
+    measured again right after (the batch-size table's first batch size after a first table of
+    the same case, as in `--quick`) reuses them instead of starting two more. Any other
+    configuration closes them first, so at most one pair holds a dataset at a time."""
+
+    def __init__(self) -> None:
+        self.key: str | None = None
+        self.procs: dict[str, Worker] = {}
+
+    def get(self, kind: str, overrides: list[str], naive_workers: int) -> Worker:
+        key = OmegaConf.to_yaml(config(overrides)) + f"naive_workers: {naive_workers}\n"
+        if key != self.key:
+            self.close()
+            self.key = key
+        if kind not in self.procs:
+            self.procs[kind] = Worker(overrides, naive_workers if kind == "naive" else 0)
+        return self.procs[kind]
+
+    def close(self) -> None:
+        for worker in self.procs.values():
+            worker.close()
+        self.procs, self.key = {}, None
+
+
+WORKERS = Workers()
+
+
 def compare(
     overrides: list[str],
     steps: int,
@@ -339,19 +367,16 @@ def compare(
     """`repeats` interleaved runs of each loop: the best (steps/s, peak MB) per loop, and
     every run's steps/s in order (run i of each loop ran back to back, so their ratio is a
     paired measurement, which shows the spread that best-of hides)."""
-    naive = Worker(overrides, naive_workers) if "naive" in loops else None
-    ours = Worker(overrides) if set(loops) - {"naive"} else None
+    kinds = {name: "naive" if name == "naive" else "ours" for name in loops}
+    workers = {kind: WORKERS.get(kind, overrides, naive_workers) for kind in kinds.values()}
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in loops}
     try:
         for _ in range(repeats):
             for name in loops:
-                worker = naive if name == "naive" else ours
-                assert worker is not None
-                runs[name].append(worker.measure(name, steps))
-    finally:
-        for worker in (naive, ours):
-            if worker is not None:
-                worker.close()
+                runs[name].append(workers[kinds[name]].measure(name, steps))
+    except BaseException:
+        WORKERS.close()
+        raise
     best = {name: max(measured) for name, measured in runs.items()}  # highest steps/s
     return best, {name: [sps for sps, _ in measured] for name, measured in runs.items()}
 
@@ -410,10 +435,13 @@ def main(argv: list[str] | None = None) -> int:
         f"DataLoader with {args.naive_workers} workers\n"
     )
     dataset = build(config(common).dataset)
-    main_table(cases, common, steps, args.repeats, args.naive_workers, device)
-    if args.main_only:
-        return 0
-    batch_size_table(batch_sizes, common, steps, args.naive_workers)
+    try:
+        main_table(cases, common, steps, args.repeats, args.naive_workers, device)
+        if args.main_only:
+            return 0
+        batch_size_table(batch_sizes, common, steps, args.naive_workers)
+    finally:
+        WORKERS.close()
     memory_table(common, long_steps, dataset, device)
     logging_table(common, steps, size, args.quick, dataset, device)
     return 0
