@@ -57,12 +57,13 @@ def test_a_streamed_dataset_in_a_joblib_job_reads_in_the_job_and_says_so(tmp_pat
     proc = cli(["-m", "hydra/launcher=parallel", "dataset=image_folder", f"dataset.root={folder}",
                 "dataset.image_size=16", "dataset.in_memory=false", "dataset.num_workers=2",
                 "train.batch_size=4", "train.steps=4", "metrics.enabled=false",
-                "log.progress=false", "seed=0,1", f"hydra.sweep.dir={sweep}"], tmp_path)
+                "log.progress=false", "hydra.launcher.n_jobs=1", "seed=0",
+                f"hydra.sweep.dir={sweep}"], tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for job in jobs(sweep):  # dataset.root is left out of the folder names (no nesting)
-        assert checkpoint.latest(job).name == "step_0000004.pt"
-        assert "DataLoader workers cannot start inside a joblib sweep job" in (
-            job / "train.log").read_text()
+    (job,) = jobs(sweep)  # dataset.root is left out of the folder name (no nesting)
+    assert checkpoint.latest(job).name == "step_0000004.pt"
+    assert "DataLoader workers cannot start inside a joblib sweep job" in (
+        job / "train.log").read_text()
 
 
 @pytest.mark.heavy
