@@ -7,6 +7,9 @@ CPU can check and says what it skipped (the tests run that part).
     python scripts/device_check.py --no-benchmark  # the checks only
     python scripts/device_check.py --out DIR       # keep the runs it trains (default: a temp dir)
 
+Datasets come from the usual data folder (`paths.data_dir`: GAN_EXP_DATA, else data/), as every
+run's do, so the digits are rendered once per machine, not once per check.
+
 Checks: device=auto picks the GPU; in-memory data on the device; a streamed image folder
 through pinned memory; train.amp=bf16; train.channels_last; train.compile; generator EMA;
 every model at its real width (one training step each); a two-job parallel sweep spreading
@@ -17,7 +20,6 @@ Exit status 0 when nothing failed (skips are not failures), 1 otherwise.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -81,8 +83,7 @@ class Checks:
         print(f"{status:>4}  {name:<38} {seconds:6.1f} s  {detail}", flush=True)
 
     def train(self, name: str, args: list[str]) -> dict[str, float]:
-        cfg = compose_config([*TINY, f"device={self.device}", f"paths.data_dir={self.out}/data",
-                              *args])
+        cfg = compose_config([*TINY, f"device={self.device}", *args])
         return train(cfg, self.out / name)
 
     def image_args(self, dataset: str) -> list[str]:
@@ -101,7 +102,7 @@ class Checks:
 
     def in_memory(self) -> str:
         self.need_cuda()
-        cfg = compose_config([*TINY, "device=cuda", f"paths.data_dir={self.out}/data"])
+        cfg = compose_config([*TINY, "device=cuda"])
         parts = build_components(cfg, torch.device("cuda"))
         batch = parts.dataset.make_batches(16, torch.device("cuda")).next_batch()
         assert batch.device.type == "cuda", batch.device
@@ -137,12 +138,11 @@ class Checks:
     def parallel_sweep(self) -> str:
         gpus = torch.cuda.device_count() if self.cuda else 0
         sweep = self.out / "sweep"
-        env = {**os.environ, "GAN_EXP_DATA": str(self.out / "data")}
         proc = subprocess.run(
             [sys.executable, "-m", "gan_exp.train", "-m", "hydra/launcher=parallel",
              "hydra.launcher.n_jobs=2", "dataset=ring", "train.steps=20", "seed=0,1",
              "metrics.enabled=false", "log.progress=false", "device=auto",
-             f"hydra.sweep.dir={sweep}"], cwd=ROOT, env=env, capture_output=True, text=True,
+             f"hydra.sweep.dir={sweep}"], cwd=ROOT, capture_output=True, text=True,
             timeout=600)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         logs = [p.read_text() for p in sorted(sweep.glob("*/train.log"))]
