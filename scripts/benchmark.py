@@ -339,14 +339,15 @@ class Workers:
         self.key: str | None = None
         self.procs: dict[str, Worker] = {}
 
-    def get(self, kind: str, overrides: list[str], naive_workers: int) -> Worker:
+    def pair(self, overrides: list[str], naive_workers: int, kinds: set[str]) -> dict[str, Worker]:
+        """A worker of each kind ("naive", "ours") for this configuration."""
         key = OmegaConf.to_yaml(config(overrides)) + f"naive_workers: {naive_workers}\n"
         if key != self.key:
             self.close()
             self.key = key
-        if kind not in self.procs:
+        for kind in kinds - set(self.procs):
             self.procs[kind] = Worker(overrides, naive_workers if kind == "naive" else 0)
-        return self.procs[kind]
+        return self.procs
 
     def close(self) -> None:
         for worker in self.procs.values():
@@ -368,15 +369,11 @@ def compare(
     every run's steps/s in order (run i of each loop ran back to back, so their ratio is a
     paired measurement, which shows the spread that best-of hides)."""
     kinds = {name: "naive" if name == "naive" else "ours" for name in loops}
-    workers = {kind: WORKERS.get(kind, overrides, naive_workers) for kind in kinds.values()}
+    workers = WORKERS.pair(overrides, naive_workers, set(kinds.values()))  # main() closes them
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in loops}
-    try:
-        for _ in range(repeats):
-            for name in loops:
-                runs[name].append(workers[kinds[name]].measure(name, steps))
-    except BaseException:
-        WORKERS.close()
-        raise
+    for _ in range(repeats):
+        for name in loops:
+            runs[name].append(workers[kinds[name]].measure(name, steps))
     best = {name: max(measured) for name, measured in runs.items()}  # highest steps/s
     return best, {name: [sps for sps, _ in measured] for name, measured in runs.items()}
 
